@@ -1,0 +1,28 @@
+# Two commands set everything up: `make run` (the main job) and `make test` (every test).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test agent serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP) agent
+	$(BIN)/machinescan demo
+
+serve: $(STAMP)
+	$(BIN)/machinescan serve
+
+test: $(STAMP) agent
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+agent: $(STAMP)
+	$(BIN)/python -m machinescan.agent.build dist/machinescan-agent.pyz
+
+clean:
+	rm -rf $(VENV) dist build

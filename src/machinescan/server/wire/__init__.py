@@ -1,0 +1,1 @@
+"""XML (UForge namespace) and JSON representations of resources, and content negotiation."""

@@ -1,0 +1,36 @@
+"""The `machinescan` command: run the server, administer users, and (later) browse scans."""
+
+import argparse
+import sys
+
+from . import admin
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="machinescan",
+        description="Self-hosted machine scan service (UForge-compatible API).",
+        epilog="Examples:\n"
+               "  machinescan serve --port 8080\n"
+               "  echo 's3cret' | machinescan user add alice --entitlement migration_access --password-stdin\n"
+               "  machinescan user apikey alice\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    admin.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except admin.CommandError as error:
+        print(f"machinescan: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The database schema: users, API keys, scanned instances and scans, as SQLAlchemy models."""
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC, on SQLite (which drops the zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Timestamped:
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login_name: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Space-separated entitlement names, e.g. "migration_access".
+    entitlements: Mapped[str] = mapped_column(String(1000), default="")
+    email: Mapped[str | None] = mapped_column(String(255))
+
+    api_keys: Mapped[list["ApiKey"]] = relationship(back_populates="user", passive_deletes=True)
+
+    def has_entitlement(self, name: str) -> bool:
+        return name in self.entitlements.split()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Kept as is: verifying an HMAC signature needs the secret itself, not a hash of it.
+    secret_key: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="api_keys")
+
+
+class ScannedInstance(Timestamped, Base):
+    """One scanned machine, by name; its scans follow each other in time."""
+
+    __tablename__ = "scanned_instances"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    # Exactly what the agent detected (os-release ID, VERSION_ID, machine arch); the wire layer maps
+    # them to the schema's enumerations for XML.
+    distribution_name: Mapped[str | None] = mapped_column(String(100))
+    distribution_version: Mapped[str | None] = mapped_column(String(100))
+    distribution_arch: Mapped[str | None] = mapped_column(String(50))
+    platform_type: Mapped[str | None] = mapped_column(String(50))
+    ram_size_mb: Mapped[int | None] = mapped_column(Integer)
+    # None until the first scan decides whether this instance carries overlays.
+    overlay_included: Mapped[bool | None] = mapped_column(Boolean)
+
+    scans: Mapped[list["Scan"]] = relationship(
+        back_populates="instance", passive_deletes=True, order_by="Scan.id"
+    )
+
+
+class Scan(Timestamped, Base):
+    """One scan of an instance: its report, its overlay, and where their processing stands."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("scanned_instances.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(255))
+
+    # Life cycle (api.md "Scan life cycle").
+    percentage: Mapped[int] = mapped_column(Integer, default=0)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    scanned: Mapped[bool] = mapped_column(Boolean, default=False)
+    validated: Mapped[bool] = mapped_column(Boolean, default=False)
+    binaries_received: Mapped[bool] = mapped_column(Boolean, default=False)
+    binaries_extracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Counters set by ingestion.
+    total_packages: Mapped[int | None] = mapped_column(Integer)
+    total_files_added: Mapped[int | None] = mapped_column(Integer)
+    total_files_modified: Mapped[int | None] = mapped_column(Integer)
+    total_files_deleted: Mapped[int | None] = mapped_column(Integer)
+    uncompressed_binary_size: Mapped[int | None] = mapped_column(BigInteger)
+
+    # The report as received.
+    report_file_name: Mapped[str | None] = mapped_column(String(255))
+    report_crc: Mapped[int | None] = mapped_column(BigInteger)
+    report_size: Mapped[int | None] = mapped_column(BigInteger)
+
+    instance: Mapped[ScannedInstance] = relationship(back_populates="scans")
+
+    # Every blob of this scan lives under this prefix; deleting the scan deletes the prefix.
+    blob_prefix: Mapped[str] = mapped_column(String(100))
+
+    @property
+    def report_blob(self) -> str:
+        return self.blob_prefix + "report.jsonl.gz"

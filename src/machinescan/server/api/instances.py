@@ -50,8 +50,10 @@ def _insert_instance(app: Services, owner: User, name: str, body: dict) -> dict:
             raise Conflict(f"a scanned instance named {name!r} already exists")
         instance = ScannedInstance(
             user_id=owner.id, name=name,
-            distribution_name=distribution.get("name"), distribution_version=distribution.get("version"),
-            distribution_arch=distribution.get("arch"), platform_type=body.get("platformType"),
+            # JSON clients (our agent) may send exactly what they detected; see wire/resources.py.
+            distribution_name=distribution.get("detectedName") or distribution.get("name"),
+            distribution_version=distribution.get("version"),
+            distribution_arch=distribution.get("detectedArch") or distribution.get("arch"), platform_type=body.get("platformType"),
             ram_size_mb=body.get("ramSize"), overlay_included=body.get("overlayIncluded"),
         )
         session.add(instance)

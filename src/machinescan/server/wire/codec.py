@@ -113,14 +113,28 @@ def from_xml(body: bytes, root: str, schema: Schema | None = None) -> dict:
 
 
 def from_json(body: bytes, root: str, schema: Schema | None = None) -> dict:
-    """Read a JSON body by writing it as XML and reading that back: one validation path for both."""
+    """Read a JSON body: the schema's fields are validated by writing them as XML and reading that back
+    (one validation path for both formats); keys the schema does not know (ours) are kept as sent."""
+    schema = schema or uforge_schema()
     try:
-        resource = json.loads(body)
+        sent = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise WireError(f"malformed JSON: {error}") from None
-    if not isinstance(resource, dict):
+    if not isinstance(sent, dict):
         raise WireError(f"expected a JSON object for {root}")
-    return from_xml(to_xml(root, resource, schema), root, schema)
+    validated = from_xml(to_xml(root, sent, schema), root, schema)
+    return _with_own_keys(validated, sent, schema.root_types[root], schema)
+
+
+def _with_own_keys(validated: dict, sent: dict, type_name: str, schema: Schema) -> dict:
+    fields = {field.name: field for field in schema.fields(type_name)}
+    for key, value in sent.items():
+        field = fields.get(key)
+        if field is None:
+            validated[key] = value
+        elif schema.is_complex(field.type) and not (field.item or field.repeated) and key in validated:
+            _with_own_keys(validated[key], value, field.type, schema)
+    return validated
 
 
 def _read(element, type_name: str, schema: Schema) -> dict:

@@ -1,7 +1,7 @@
 """initial schema: users, api keys, scanned instances, scans
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 import sqlalchemy as sa

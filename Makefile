@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test agent serve clean
+.PHONY: run test agent clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,6 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP) agent
-	$(BIN)/machinescan demo
-
-serve: $(STAMP)
 	$(BIN)/machinescan serve
 
 test: $(STAMP) agent

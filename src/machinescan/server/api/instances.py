@@ -53,7 +53,8 @@ def _insert_instance(app: Services, owner: User, name: str, body: dict) -> dict:
             # JSON clients (our agent) may send exactly what they detected; see wire/resources.py.
             distribution_name=distribution.get("detectedName") or distribution.get("name"),
             distribution_version=distribution.get("version"),
-            distribution_arch=distribution.get("detectedArch") or distribution.get("arch"), platform_type=body.get("platformType"),
+            distribution_arch=distribution.get("detectedArch") or distribution.get("arch"),
+            platform_type=body.get("platformType"),
             ram_size_mb=body.get("ramSize"), overlay_included=body.get("overlayIncluded"),
         )
         session.add(instance)

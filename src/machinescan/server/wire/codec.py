@@ -72,7 +72,17 @@ def _append(parent, name: str, type_name: str | None, value: Any, schema: Schema
 
 
 def to_json(resource: dict) -> bytes:
-    return json.dumps(resource, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode()
+    """JSON mirrors XML, where absent values are omitted: keys whose value is None are left out."""
+    return json.dumps(_present(resource), default=_json_default, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+
+
+def _present(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _present(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_present(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -6,7 +6,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -135,9 +137,91 @@ class Scan(Timestamped, Base):
 
     instance: Mapped[ScannedInstance] = relationship(back_populates="scans")
 
+    # From the report: its header (agent, host, distribution as detected) and the install profile, as JSON.
+    report_header: Mapped[str | None] = mapped_column(Text)
+    install_profile: Mapped[str | None] = mapped_column(Text)
+
     # Every blob of this scan lives under this prefix; deleting the scan deletes the prefix.
     blob_prefix: Mapped[str] = mapped_column(String(100))
 
     @property
     def report_blob(self) -> str:
         return self.blob_prefix + "report.jsonl.gz"
+
+
+class ScannedPackage(Base):
+    """A package installed on the scanned machine, as the report lists it."""
+
+    __tablename__ = "scanned_packages"
+    __table_args__ = (Index("ix_scanned_packages_scan_name", "scan_id", "name", "arch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    manager: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    release: Mapped[str | None] = mapped_column(String(255))
+    epoch: Mapped[int | None] = mapped_column(Integer)  # None (no epoch) is not 0
+    arch: Mapped[str | None] = mapped_column(String(50))
+    installed_size: Mapped[int | None] = mapped_column(BigInteger)
+    install_time: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str | None] = mapped_column(String(255))
+    files: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(String(50))
+    modified: Mapped[bool] = mapped_column(Boolean, default=False)
+    missing_files: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ScannedFile(Base):
+    """A filesystem entry of the scanned machine with its change since install."""
+
+    __tablename__ = "scanned_files"
+    __table_args__ = (
+        Index("ix_scanned_files_scan_path", "scan_id", "path"),
+        Index("ix_scanned_files_scan_directory", "scan_id", "directory"),
+        Index("ix_scanned_files_scan_package", "scan_id", "package"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    # The path as text (invalid UTF-8 shown as U+FFFD); `path_b64` keeps the exact bytes of such paths.
+    path: Mapped[str] = mapped_column(Text)
+    path_b64: Mapped[str | None] = mapped_column(Text)
+    directory: Mapped[str] = mapped_column(Text)  # parent folder of `path`, for one-level listings
+    kind: Mapped[str] = mapped_column(String(10))
+    mode: Mapped[str | None] = mapped_column(String(8))
+    uid: Mapped[int | None] = mapped_column(Integer)
+    gid: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    group: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime: Mapped[float | None] = mapped_column(Float)
+    nlink: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    link_target: Mapped[str | None] = mapped_column(Text)
+    package: Mapped[str | None] = mapped_column(String(255))  # first owner; `packages` lists them all
+    packages: Mapped[str | None] = mapped_column(Text)
+    change: Mapped[str] = mapped_column(String(10))
+    changed: Mapped[str | None] = mapped_column(String(100))
+    conffile: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_overlay: Mapped[bool] = mapped_column(Boolean, default=False)
+    uploaded: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(String(40))
+
+
+class Job(Base):
+    """Background work recorded in the database, so that a restart resumes or fails it cleanly."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(10), default="queued")  # queued, running, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime)

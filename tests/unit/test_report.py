@@ -297,3 +297,25 @@ def test_error_names_the_file_when_it_has_a_name(tmp_path):
     with open(str(report), "rb") as stream, pytest.raises(ReportError) as caught:
         list(read_report(stream))
     assert str(caught.value).startswith(str(report) + " line 2: ")
+
+
+def test_extra_data_after_a_record_is_invalid_json():
+    lines = [header_line(), json.dumps(dict(file_record("/a"), type="file")) + ' {"x": 1}',
+             trailer_line({"header": 1, "file": 1}, {"unchanged": 1})]
+    error = rejection(gzip_lines(lines))
+    assert error.line == 2 and "invalid JSON" in str(error)
+
+
+def test_spaces_and_carriage_returns_around_a_record_are_accepted():
+    lines = [header_line(), "  " + json.dumps(dict(file_record("/a"), type="file")) + " \r",
+             trailer_line({"header": 1, "file": 1}, {"unchanged": 1})]
+    assert [record["type"] for _, record in read_all(gzip_lines(lines))] == ["header", "file", "trailer"]
+
+
+def test_header_fields_cannot_override_format_and_version():
+    output = io.BytesIO()
+    writer = ReportWriter(output)
+    writer.header(dict(HEADER, format="other", version=99))
+    writer.close(0)
+    header = read_all(output.getvalue())[0][1]
+    assert (header["format"], header["version"]) == (FORMAT, VERSION)

@@ -10,7 +10,10 @@ _MAX_BLOCK_BYTES = 4 * 1024 * 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
-_parse_json = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_parse_json = _decoder.decode
+# The decoder's scanner without the whitespace handling around it: a quarter of the parse time.
+_scan_json = _decoder.scan_once
 
 
 def read_report(binary_fileobj):
@@ -67,9 +70,12 @@ class _RecordChecker:
             raise ReportError("a record follows the trailer (line %d)" % self.trailer_line,
                               line_number, self.source)
         try:
-            record = _parse_json(line.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-            raise ReportError("invalid JSON: %s" % exc, line_number, self.source)
+            text = line.decode("utf-8")
+            record, end = _scan_json(text, 0)
+            if end != len(text) and text[end:].strip():
+                raise ValueError("extra data")
+        except (ValueError, StopIteration):  # UnicodeDecodeError is a ValueError too
+            record = self._parse_slowly(line_number, line)
         if type(record) is not dict:
             raise ReportError("a record is a JSON object, not %s" % type(record).__name__,
                               line_number, self.source)
@@ -91,6 +97,13 @@ class _RecordChecker:
             return record
         self.counts[record_type] = self.counts.get(record_type, 0) + 1
         return record
+
+    def _parse_slowly(self, line_number, line):
+        """The full decoder, for what the fast path refused: it accepts outer spaces, names the error."""
+        try:
+            return _parse_json(line.decode("utf-8"))
+        except ValueError as exc:
+            raise ReportError("invalid JSON: %s" % exc, line_number, self.source)
 
     def finish(self, last_line):
         if self.trailer_line is None:

@@ -44,8 +44,8 @@ class ReportWriter:
     def header(self, fields):
         if self._lines:
             raise ReportError("the header must be the first record, and only one", self._lines + 1)
-        record = {"format": FORMAT, "version": VERSION}
-        record.update(fields)
+        record = dict(fields)
+        record["format"], record["version"] = FORMAT, VERSION  # what this writer writes, whatever asked
         self._write("header", record)
 
     def package(self, fields):

@@ -171,3 +171,13 @@ def test_unreadable_list_is_a_problem_not_a_crash(dpkg_root, tmp_path, builders)
     database = DpkgDatabase(dpkg_root.path)
     assert list(database.owned_paths()) == []
     assert [path for path, _ in database.problems] == [list_file.encode()]
+
+
+def test_every_digest_is_the_md5_of_what_the_package_shipped_there(dpkg_system):
+    shipped = {"/etc/toolbox.conf": CONF, "/usr/bin/toolbox.real": TOOL, "/usr/share/doc/toolbox/README": README,
+               "/usr/bin/toolbox": REPLACEMENT, "/etc/oldconf.conf": OLD_CONF,
+               "/usr/share/doc/libdemo1/copyright": COPYRIGHT}
+    for arch, triplet in TRIPLETS.items():
+        shipped["/usr/lib/%s/libdemo.so.1" % triplet] = LIB[arch]
+    digests = {owned.path: owned.digest for owned in dpkg_system.owned_paths() if owned.digest}
+    assert digests == {path.encode(): md5(content) for path, content in shipped.items()}

@@ -123,3 +123,10 @@ def test_corrupt_database_is_a_problem_not_a_crash(tmp_path):
     database = open_package_databases(str(tmp_path))[0]
     assert list(database.owned_paths()) == []
     assert database.problems and "rpm -qa failed" in database.problems[0][1]
+
+
+def test_every_digest_is_the_sha256_of_what_the_package_shipped(rpm_system):
+    shipped = {"/usr/bin/hello": HELLO_BIN, "/etc/hello.conf": HELLO_CONF, "/usr/share/world/data": WORLD_DATA,
+               "/usr/share/zero": ZERO_DATA, "/usr/lib/multi-1.0/x": b"m", "/usr/lib/multi-2.0/x": b"m"}
+    digests = {owned.path: owned.digest for owned in rpm_system.owned_paths() if owned.digest}
+    assert digests == {path.encode(): sha256(content) for path, content in shipped.items()}

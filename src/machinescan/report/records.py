@@ -19,6 +19,9 @@ OBJECT = (dict,)
 PATH = (str, dict)
 PATH_OR_NULL = (str, dict, type(None))
 
+# Every line is one JSON object whose "type" names its record type. The trailer carries "counts"
+# ({record type: lines of that type}, header included, trailer not), "changes" ({change: file records}),
+# "elapsed_seconds" and "complete": true; a reader checks both counts against what it read.
 # The one table of what each known record type must carry; every other field is optional.
 REQUIRED_FIELDS = {
     "header": (("format", STR), ("version", INT), ("agent", OBJECT), ("scan", OBJECT)),

@@ -3,6 +3,7 @@
 import zlib
 
 import pytest
+from reports import report_bytes
 from sqlalchemy import func, select
 
 from machinescan.server.db.models import Scan, ScannedInstance
@@ -83,9 +84,10 @@ def test_report_without_crc_is_refused(server, alice):
 
 
 def test_scan_list_orders_pages_searches_and_filters_ongoing(server, alice):
+    waiting_for_overlay = report_bytes(overlay=True)
     with server.client(alice) as client:
         siid = create(client, alice.login, "web")
-        sids = [upload(client, alice.login, siid, b"r%d" % i).json()["dbId"] for i in range(3)]
+        sids = [upload(client, alice.login, siid, waiting_for_overlay).json()["dbId"] for i in range(3)]
         base = f"/users/{alice.login}/scannedinstances/{siid}/scans"
         listing = client.get(base, params={"descending": "true", "offset": 0, "count": 2}, headers=JSON).json()
         assert listing["total"] == 3
@@ -100,7 +102,7 @@ def test_scan_list_orders_pages_searches_and_filters_ongoing(server, alice):
 def test_scan_get_rename_cancel_and_user_scans(server, alice):
     with server.client(alice) as client:
         siid = create(client, alice.login, "web")
-        sid = upload(client, alice.login, siid, b"report").json()["dbId"]
+        sid = upload(client, alice.login, siid, report_bytes(overlay=True)).json()["dbId"]
         uri = f"/users/{alice.login}/scannedinstances/{siid}/scans/{sid}"
         scan = client.get(uri, params={"pkgs": "false", "pkgFiles": "False"}, headers=JSON).json()
         assert (scan["dbId"], scan["status"]["cancelled"]) == (sid, False)

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -9,11 +10,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
-from .api import instances, platform, scans
+from .api import contents, instances, platform, scans
 from .api.deps import API_PREFIX, Services
 from .blobs import open_blob_store
 from .db.engine import Database, migrate
 from .errors import ApiError
+from .jobs import JobRunner
+from .jobs import ingest  # noqa: F401  (registers the job handler)
 from .settings import Settings
 from .wire import resources
 from .wire.negotiation import render
@@ -71,10 +74,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url())
     migrate(database.engine)
+    services = Services(settings, database, open_blob_store(settings.resolved_blobs_url()))
+    services.jobs = JobRunner(services, settings.job_threads)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if settings.job_threads > 0:
+            services.jobs.start()
+        yield
+        services.jobs.stop()
+
     app = FastAPI(title="machinescan", version=__version__, docs_url=f"{API_PREFIX}/docs",
-                  openapi_url=f"{API_PREFIX}/openapi.json", redoc_url=None)
-    app.state.services = Services(settings, database, open_blob_store(settings.resolved_blobs_url()))
-    for router in (platform.router, instances.router, scans.router):
+                  openapi_url=f"{API_PREFIX}/openapi.json", redoc_url=None, lifespan=lifespan)
+    app.state.services = services
+    for router in (platform.router, instances.router, scans.router, contents.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(platform.agent_router)
     _install_error_handlers(app)

@@ -11,6 +11,7 @@ from ..blobs import BlobStore
 from ..db.engine import Database
 from ..db.models import User
 from ..errors import Forbidden, NotFound
+from ..jobs import JobRunner
 from ..settings import Settings
 
 API_PREFIX = "/api"
@@ -21,6 +22,7 @@ class Services:
     settings: Settings
     database: Database
     blobs: BlobStore
+    jobs: "JobRunner | None" = None  # the in-process runner; woken when work is enqueued
 
 
 def services(request: Request) -> Services:

@@ -7,9 +7,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from ..db import queries
+from ..db import contents, queries
 from ..db.models import Scan, User
 from ..errors import BadRequest
+from ..jobs import enqueue
+from ..jobs.ingest import INGEST_REPORT
 from ..multipart import first_part
 from ..streams import stream_into
 from ..wire import resources
@@ -49,6 +51,7 @@ async def upload_report(request: Request, siid: int, crc: int | None = None,
                              f"it was damaged on the way; send it again")
         resource = await run_in_threadpool(_insert_scan, app, owner, siid, blob_prefix, reportFileName,
                                            received.size, crc, writer)
+    app.jobs.wake()
     return render(request, "scan", resource, 201)
 
 
@@ -67,6 +70,7 @@ def _insert_scan(app: Services, owner: User, siid: int, blob_prefix: str, file_n
                     percentage=5, status_message="report received; waiting to be ingested")
         session.add(scan)
         session.flush()
+        enqueue(session, INGEST_REPORT, scan.id)
         writer.commit()  # the blob becomes visible only with the row that names it
         return resources.scan(scan, owner.login_name)
 
@@ -110,7 +114,18 @@ def get_scan(request: Request, siid: int, sid: int, validated: bool = True, pkgs
              added: bool = True, pkgFiles: bool = True, dir: str | None = None, rellevel: bool = False,
              delta: bool = False, owner: User = Depends(migration_user), session: Session = Depends(db_session)):
     scan = queries.get_scan(session, owner, siid, sid)
-    return render(request, "scan", resources.scan(scan, owner.login_name))
+    extra = {"packages": _embedded_packages(session, scan, owner, pkgFiles)} if pkgs and scan.validated else None
+    return render(request, "scan", resources.scan(scan, owner.login_name, extra))
+
+
+def _embedded_packages(session: Session, scan: Scan, owner: User, with_files: bool) -> list[dict]:
+    uri = resources.scan_uri(owner.login_name, scan.instance_id, scan.id)
+    rows = list(session.scalars(contents.packages_query(scan.id)))
+    changed = contents.changed_files_of_packages(session, scan.id, [row.name for row in rows]) if with_files else {}
+    return [resources.scanned_package(
+        row, uri, scan.instance_id,
+        modified_files=[resources.scanned_file(f, uri, scan.instance_id) for f in changed.get(row.name, [])]
+        if with_files else None) for row in rows]
 
 
 @router.put(SCAN)

@@ -137,6 +137,8 @@ class Scan(Timestamped, Base):
 
     instance: Mapped[ScannedInstance] = relationship(back_populates="scans")
 
+    # Whether an overlay belongs to this scan (the report header says so); None until ingested.
+    overlay_expected: Mapped[bool | None] = mapped_column(Boolean)
     # From the report: its header (agent, host, distribution as detected) and the install profile, as JSON.
     report_header: Mapped[str | None] = mapped_column(Text)
     install_profile: Mapped[str | None] = mapped_column(Text)
@@ -147,6 +149,12 @@ class Scan(Timestamped, Base):
     @property
     def report_blob(self) -> str:
         return self.blob_prefix + "report.jsonl.gz"
+
+    # The overlay archive once complete and checked (issue 4); `overlay_key` names its blob, None: no overlay.
+    overlay_key: Mapped[str | None] = mapped_column(String(200))
+    overlay_name: Mapped[str | None] = mapped_column(String(255))
+    overlay_size: Mapped[int | None] = mapped_column(BigInteger)
+    overlay_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ScannedPackage(Base):
@@ -225,3 +233,36 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OverlayUpload(Base):
+    """Where the overlay upload of a scan stands; the source of truth for `Upload-Offset` (upload-protocol.md)."""
+
+    __tablename__ = "overlay_uploads"
+    __table_args__ = (Index("ix_overlay_uploads_state_activity", "state", "last_activity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), unique=True)
+    state: Mapped[str] = mapped_column(String(10), default="partial")  # partial, complete, expired
+    # The blob store's name for the partial upload (local: a key; S3: key and multipart upload id).
+    storage_handle: Mapped[str | None] = mapped_column(String(1000))
+    received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    overlay_name: Mapped[str | None] = mapped_column(String(255))
+    # Bumped by every request that locks the row: on SQLite this write takes the database's write lock.
+    lock_version: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_activity: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OverlayChunk(Base):
+    """One acknowledged chunk of an overlay upload: its range and CRC-32, to recognise a retried chunk."""
+
+    __tablename__ = "overlay_chunks"
+    __table_args__ = (Index("ix_overlay_chunks_upload_first", "upload_id", "first_byte"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("overlay_uploads.id", ondelete="CASCADE"))
+    first_byte: Mapped[int] = mapped_column(BigInteger)
+    last_byte: Mapped[int] = mapped_column(BigInteger)
+    crc32: Mapped[int] = mapped_column(BigInteger)

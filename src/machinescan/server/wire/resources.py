@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 from ..db.models import Scan, ScannedInstance, User
 from .distributions import schema_arch, schema_name
+from .schema import uforge_schema
 
 
 def user_uri(user: User) -> str:
@@ -135,3 +136,137 @@ def uforge_error(status_code: int, message: str, method: str, uri: str) -> dict:
         "statusCode": status_code,
         "timestamp": datetime.now(timezone.utc),
     }
+
+
+# ---------------------------------------------------------------- what a scan found
+
+# The schema knows three change types; `metadata` (mode/owner/group only) is a modification to clients.
+_SCHEMA_CHANGE = {"added": "added", "modified": "modified", "metadata": "modified", "deleted": "deleted"}
+
+
+def package_uri(scan_uri_: str, package_id: int) -> str:
+    return f"{scan_uri_}/packages/{package_id}"
+
+
+def scanned_package(row, scan_uri_: str, instance_id: int, modified_files: list[dict] | None = None,
+                    comparison: str | None = None, previous=None, inherited: bool | None = None) -> dict:
+    uri = package_uri(scan_uri_, row.id)
+    resource = {
+        "dbId": row.id,
+        "size": row.installed_size,
+        "arch": row.arch,
+        "fullName": full_package_name(row),
+        "name": row.name,
+        "parentUri": scan_uri_,
+        "release": row.release,
+        "type": row.manager,
+        "uri": uri,
+        "version": row.version,
+        "epoch": row.epoch,
+        "deleted": comparison == "removed" or None,
+        "filesUri": f"{uri}/files",
+        "inherited": inherited,
+        "modifiedFiles": modified_files,
+        "scannedInstanceId": instance_id,
+        # ours (JSON only)
+        "manager": row.manager,
+        "source": row.source,
+        "status": row.status,
+        "modified": row.modified,
+        "missingFiles": row.missing_files,
+        "installTime": row.install_time,
+    }
+    if comparison:
+        resource["comparison"] = comparison
+    if previous is not None:
+        resource["previousVersion"] = full_package_name(previous)
+    return resource
+
+
+def full_package_name(row) -> str:
+    epoch = f"{row.epoch}:" if row.epoch is not None else ""
+    release = f"-{row.release}" if row.release else ""
+    return f"{row.name}-{epoch}{row.version}{release}" + (f".{row.arch}" if row.arch else "")
+
+
+def scanned_file(row, scan_uri_: str, instance_id: int, change: str | None = None,
+                 inherited: bool | None = None) -> dict:
+    change = change or row.change
+    name = row.path.rsplit("/", 1)[-1] or "/"
+    return {
+        "dbId": row.id,
+        "checksum": row.sha256,
+        "directory": row.kind == "dir",
+        "fullPath": row.path,
+        "group": row.group,
+        "linkTarget": row.link_target,
+        "name": name,
+        "owner": row.owner,
+        "permissions": row.mode,
+        "scannedInstanceId": instance_id,
+        "size": row.size,
+        "uri": f"{scan_uri_}/files/{row.id}",
+        "deleted": change == "deleted",
+        "inherited": inherited,
+        "uploaded": row.uploaded,
+        "changeType": _SCHEMA_CHANGE.get(change),
+        # ours (JSON only)
+        "kind": row.kind,
+        "change": change,
+        "changed": row.changed.split(",") if row.changed else None,
+        "packages": row.packages.split() if row.packages else None,
+        "inOverlay": row.in_overlay,
+        "note": row.note,
+        "pathB64": row.path_b64,
+        "mtime": row.mtime,
+        "uid": row.uid,
+        "gid": row.gid,
+    }
+
+
+def scanned_directory(path: str, counts, subdirectories: list[dict], files: list[dict]) -> dict:
+    return {"id": path, "path": path, "subDirectories": subdirectories, "sumAdded": counts.added,
+            "sumChanged": counts.changed, "sumDeleted": counts.deleted, "files": files}
+
+
+def directory_structure(path: str, counts, subdirectories: list[dict]) -> dict:
+    """A folder in the tree; the schema has no counts here, so they are ours (JSON only)."""
+    return {"id": path, "path": path, "subDirectories": subdirectories, "sumAdded": counts.added,
+            "sumChanged": counts.changed, "sumDeleted": counts.deleted}
+
+
+def install_profile(profile: dict, uri: str, memory_bytes: int | None = None) -> dict:
+    """The schema's InstallProfile from the report's profile record; the whole record is kept in `profile`."""
+    keyboards = uforge_schema().enumeration("InstallProfile", "keyboard")
+    keyboard = (profile.get("keyboard") or {}).get("layout") if isinstance(profile.get("keyboard"), dict) \
+        else profile.get("keyboard")
+    selinux = profile.get("selinux") or {}
+    selinux = selinux.get("mode") or selinux.get("configured_mode") if isinstance(selinux, dict) else selinux
+    swap = sum(item.get("size") or 0 for item in profile.get("swap") or [] if isinstance(item, dict))
+    return {
+        "groups": [{"groupId": str(group.get("gid", "")), "name": group.get("name"),
+                    "systemGroup": isinstance(group.get("gid"), int) and group["gid"] < 1000}
+                   for group in profile.get("groups") or []],
+        "kernelParameters": profile.get("kernel_cmdline"),
+        "keyboard": keyboard if keyboard in keyboards else None,
+        "memorySize": memory_bytes // (1024 * 1024) if memory_bytes else None,
+        "nics": [{"name": nic.get("name"), "type": "ETHERNET", "order": order}
+                 for order, nic in enumerate(profile.get("network_interfaces") or [])],
+        "swapSize": swap // (1024 * 1024) if swap else None,
+        "timezone": profile.get("timezone"),
+        "uri": uri,
+        "users": [{"fullName": user.get("gecos"), "homeDir": user.get("home"), "name": user.get("name"),
+                   "primaryGroup": str(user.get("gid", "")), "shell": user.get("shell"),
+                   "systemUser": isinstance(user.get("uid"), int) and user["uid"] < 1000,
+                   "userId": str(user.get("uid", ""))}
+                  for user in profile.get("users") or []],
+        "seLinuxMode": selinux if selinux in ("disabled", "permissive", "enforcing") else None,
+        # ours (JSON only): everything the agent found
+        "profile": profile,
+    }
+
+
+def scan_compare(scan_a_uri: str, scan_b_uri: str, packages: list[dict], files: list[dict],
+                 files_uri: str) -> dict:
+    return {"extraFiles": files, "filesUri": files_uri, "scanAUri": scan_a_uri, "scanBUri": scan_b_uri,
+            "packages": packages}

@@ -43,6 +43,13 @@ class Schema:
             self._fields[type_name] = tuple(self._collect(self._complex[type_name]))
         return self._fields[type_name]
 
+    def enumeration(self, type_name: str, field_name: str) -> frozenset[str]:
+        """The values an inline enumeration of `field_name` in `type_name` admits."""
+        for element in self._complex[type_name].iter(f"{_XS}element"):
+            if element.get("name") == field_name:
+                return frozenset(value.get("value") for value in element.iter(f"{_XS}enumeration"))
+        return frozenset()
+
     def _collect(self, complex_type) -> list[Field]:
         fields: list[Field] = []
         extension = complex_type.find(f"{_XS}complexContent/{_XS}extension")
@@ -70,7 +77,7 @@ def _field(element) -> Field:
 def _local(qualified: str) -> str:
     """`xs:long` stays `xs:long`; `tns:Scan` or `Scan` becomes `Scan`."""
     prefix, _, local = qualified.rpartition(":")
-    return qualified if prefix == "xs" else local
+    return f"xs:{local}" if prefix in ("xs", "xsd") else local
 
 
 @cache

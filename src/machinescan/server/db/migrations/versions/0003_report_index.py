@@ -90,6 +90,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_scanned_packages_scan_name', ['scan_id', 'name', 'arch'], unique=False)
 
     with op.batch_alter_table('scans', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('overlay_expected', sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column('report_header', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('install_profile', sa.Text(), nullable=True))
 
@@ -99,6 +100,7 @@ def downgrade() -> None:
     with op.batch_alter_table('scans', schema=None) as batch_op:
         batch_op.drop_column('install_profile')
         batch_op.drop_column('report_header')
+        batch_op.drop_column('overlay_expected')
 
     with op.batch_alter_table('scanned_packages', schema=None) as batch_op:
         batch_op.drop_index('ix_scanned_packages_scan_name')

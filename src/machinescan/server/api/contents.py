@@ -70,10 +70,10 @@ def list_packages(request: Request, siid: int, sid: int, excludeFiles: bool = Tr
     query = contents.packages_query(scan.id, search, modified_only=not all)
     total = queries.count(session, query)
     rows = list(session.scalars(queries.page(query, index, max)))
-    modified = contents.changed_files_of_packages(session, scan.id, [row.name for row in rows]) \
+    modified = contents.changed_files_of_packages(session, scan.id, [row.key for row in rows]) \
         if not excludeFiles else {}
     items = [resources.scanned_package(
-        row, uri, siid, modified_files=[resources.scanned_file(f, uri, siid) for f in modified.get(row.name, [])]
+        row, uri, siid, modified_files=[resources.scanned_file(f, uri, siid) for f in modified.get(row.key, [])]
         if not excludeFiles else None) for row in rows]
     return render(request, "scannedPackages", resources.listing("scannedPackages", items, total))
 
@@ -87,7 +87,7 @@ def list_package_files(request: Request, siid: int, sid: int, pid: int, dir: str
     if package is None or package.scan_id != scan.id:
         raise NotFound(f"no package {pid} in scan {sid}")
     selection = contents.file_filter(change_type="all", directory=dir, rellevel=rellevel)
-    selection.package = package.name
+    selection.package = package.key
     if delta:
         selection.change_types = contents.CHANGED
     return _file_listing(request, session, scan, owner, selection, index, max)

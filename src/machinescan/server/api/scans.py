@@ -121,10 +121,10 @@ def get_scan(request: Request, siid: int, sid: int, validated: bool = True, pkgs
 def _embedded_packages(session: Session, scan: Scan, owner: User, with_files: bool) -> list[dict]:
     uri = resources.scan_uri(owner.login_name, scan.instance_id, scan.id)
     rows = list(session.scalars(contents.packages_query(scan.id)))
-    changed = contents.changed_files_of_packages(session, scan.id, [row.name for row in rows]) if with_files else {}
+    changed = contents.changed_files_of_packages(session, scan.id, [row.key for row in rows]) if with_files else {}
     return [resources.scanned_package(
         row, uri, scan.instance_id,
-        modified_files=[resources.scanned_file(f, uri, scan.instance_id) for f in changed.get(row.name, [])]
+        modified_files=[resources.scanned_file(f, uri, scan.instance_id) for f in changed.get(row.key, [])]
         if with_files else None) for row in rows]
 
 

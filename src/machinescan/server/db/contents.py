@@ -51,11 +51,11 @@ def packages_query(scan_id: int, search: str | None = None, modified_only: bool 
     return query.order_by(ScannedPackage.name, ScannedPackage.arch, ScannedPackage.id)
 
 
-def changed_files_of_packages(session: Session, scan_id: int, names: list[str]) -> dict[str, list[ScannedFile]]:
-    """The changed files of several packages in one query (for `pkgFiles`)."""
+def changed_files_of_packages(session: Session, scan_id: int, keys: list[str]) -> dict[str, list[ScannedFile]]:
+    """The changed files of several packages (by key) in one query, for `pkgFiles`."""
     grouped: dict[str, list[ScannedFile]] = defaultdict(list)
-    if names:
-        query = select(ScannedFile).where(ScannedFile.scan_id == scan_id, ScannedFile.package.in_(names),
+    if keys:
+        query = select(ScannedFile).where(ScannedFile.scan_id == scan_id, ScannedFile.package.in_(keys),
                                           ScannedFile.change.in_(CHANGED)).order_by(ScannedFile.path)
         for row in session.scalars(query):
             grouped[row.package].append(row)

@@ -37,6 +37,11 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+# Paths sort by their bytes and prefix LIKEs use the index: the "C" collation on PostgreSQL; SQLite's
+# default (BINARY) already does both.
+BYTE_ORDERED_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -167,6 +172,9 @@ class ScannedPackage(Base):
     scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
     manager: Mapped[str] = mapped_column(String(10))
     name: Mapped[str] = mapped_column(String(255))
+    # How file records name their owner: the name, `name:arch` for dpkg Multi-Arch: same packages, or
+    # `name-[e:]v-r.arch` for an rpm installed in several versions.
+    key: Mapped[str] = mapped_column(String(400))
     version: Mapped[str] = mapped_column(String(255))
     release: Mapped[str | None] = mapped_column(String(255))
     epoch: Mapped[int | None] = mapped_column(Integer)  # None (no epoch) is not 0
@@ -193,9 +201,9 @@ class ScannedFile(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
     # The path as text (invalid UTF-8 shown as U+FFFD); `path_b64` keeps the exact bytes of such paths.
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(BYTE_ORDERED_TEXT)
     path_b64: Mapped[str | None] = mapped_column(Text)
-    directory: Mapped[str] = mapped_column(Text)  # parent folder of `path`, for one-level listings
+    directory: Mapped[str] = mapped_column(BYTE_ORDERED_TEXT)  # parent folder of `path`, for one-level listings
     kind: Mapped[str] = mapped_column(String(10))
     mode: Mapped[str | None] = mapped_column(String(8))
     uid: Mapped[int | None] = mapped_column(Integer)

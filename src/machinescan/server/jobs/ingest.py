@@ -14,7 +14,7 @@ from . import JobContext, handler
 INGEST_REPORT = "ingest_report"
 BATCH_ROWS = 5000
 
-PACKAGE_COLUMNS = ("scan_id", "manager", "name", "version", "release", "epoch", "arch", "installed_size",
+PACKAGE_COLUMNS = ("scan_id", "manager", "name", "key", "version", "release", "epoch", "arch", "installed_size",
                    "install_time", "source", "files", "status", "modified", "missing_files")
 FILE_COLUMNS = ("scan_id", "path", "path_b64", "directory", "kind", "mode", "uid", "gid", "owner", "group",
                 "size", "mtime", "nlink", "sha256", "link_target", "package", "packages", "change", "changed",
@@ -54,7 +54,8 @@ def text_path(value) -> tuple[str, str | None]:
 
 def package_row(scan_id: int, record: dict) -> tuple:
     get = record.get
-    return (scan_id, record["manager"], record["name"], record["version"], get("release"), get("epoch"),
+    return (scan_id, record["manager"], record["name"], get("key") or record["name"], record["version"],
+            get("release"), get("epoch"),
             get("arch"), get("installed_size"), _text(get("install_time")), get("source"), get("files"),
             get("status"), bool(get("modified")), get("missing_files") or 0)
 
@@ -126,7 +127,7 @@ def _load(context: JobContext, reader: BlockReader, report_size: int):
         elif kind == "header":
             header = record
         elif kind == "profile":
-            profile = record
+            profile = {field: value for field, value in record.items() if field != "type"}
     _flush(context, packages, files, 90)
     return header, profile, totals
 

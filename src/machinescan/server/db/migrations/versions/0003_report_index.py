@@ -9,6 +9,8 @@ from alembic import op
 
 import machinescan.server.db.models
 
+BYTE_ORDERED_TEXT = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
 revision = '0003'
 down_revision = '0002'
 branch_labels = None
@@ -37,9 +39,9 @@ def upgrade() -> None:
     op.create_table('scanned_files',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('scan_id', sa.Integer(), nullable=False),
-    sa.Column('path', sa.Text(), nullable=False),
+    sa.Column('path', BYTE_ORDERED_TEXT, nullable=False),
     sa.Column('path_b64', sa.Text(), nullable=True),
-    sa.Column('directory', sa.Text(), nullable=False),
+    sa.Column('directory', BYTE_ORDERED_TEXT, nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
     sa.Column('mode', sa.String(length=8), nullable=True),
     sa.Column('uid', sa.Integer(), nullable=True),
@@ -72,6 +74,7 @@ def upgrade() -> None:
     sa.Column('scan_id', sa.Integer(), nullable=False),
     sa.Column('manager', sa.String(length=10), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('key', sa.String(length=400), nullable=False),
     sa.Column('version', sa.String(length=255), nullable=False),
     sa.Column('release', sa.String(length=255), nullable=True),
     sa.Column('epoch', sa.Integer(), nullable=True),

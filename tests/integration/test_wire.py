@@ -4,6 +4,8 @@ import zlib
 
 import pytest
 from helpers import assert_same_values, valid_xml, xml_value
+from reports import file, package, report_bytes
+from scanning import wait_for_scan
 
 XML = {"Accept": "application/xml", "Content-Type": "application/xml"}
 JSON = {"Accept": "application/json"}
@@ -31,7 +33,14 @@ def populated(server, alice):
         assert second.status_code == 201, second.text
         siid = int(xml_value(valid_xml(first, "scannedInstance"), "dbId"))
         for _ in range(2):
-            assert upload_report(client, alice.login, siid).status_code == 201
+            report = report_bytes([package("bash", "5.2-1", status="installed")],
+                                  [file("/etc/motd", change="modified", packages=["bash"]),
+                                   file("/srv/new", change="added"), file("/srv", kind="dir", change="added")],
+                                  profile={"timezone": "UTC", "users": [{"name": "root", "uid": 0}]})
+            created = upload_report(client, alice.login, siid, report)
+            assert created.status_code == 201
+            wait_for_scan(client, f"/users/{alice.login}/scannedinstances/{siid}/scans/"
+                                  f"{xml_value(valid_xml(created, 'scan'), 'dbId')}")
     return alice, siid
 
 
@@ -47,6 +56,13 @@ def paths(login: str, siid: int, sid: int) -> list[tuple[str, str]]:
         (f"{base}/scannedinstances/{siid}/scans", "scans"),
         (f"{base}/scannedinstances/{siid}/scans/{sid}", "scan"),
         (f"{base}/scans", "scans"),
+        (f"{base}/scannedinstances/{siid}/scans/{sid}/packages", "scannedPackages"),
+        (f"{base}/scannedinstances/{siid}/scans/{sid}/packages?excludeFiles=false", "scannedPackages"),
+        (f"{base}/scannedinstances/{siid}/scans/{sid}/packages?compareWith={sid + 1}", "scannedPackages"),
+        (f"{base}/scannedinstances/{siid}/scans/{sid}/files", "scannedFiles"),
+        (f"{base}/scannedinstances/{siid}/scans/{sid}/files?delta=true", "scannedFiles"),
+        (f"{base}/scannedinstances/{siid}/scans/{sid}/files//delta?max-depth=3", "scannedDirectory"),
+        (f"{base}/scannedinstances/{siid}/scans/{sid}/installProfile", "installProfile"),
         (f"{base}/scannedinstances/999999", "uforgeError"),
         (f"{base}/nothing-here", "uforgeError"),
     ]
@@ -61,6 +77,7 @@ def test_every_xml_answer_validates_and_json_carries_the_same_values(server, pop
             as_xml = client.get(path, headers=XML)
             as_json = client.get(path, headers=JSON)
             assert as_xml.status_code == as_json.status_code, path
+            assert (as_xml.status_code < 300) == (root != "uforgeError"), (path, as_xml.text)
             assert as_json.headers["content-type"] == "application/json"
             element = valid_xml(as_xml, root)
             assert_same_values(element, as_json.json(), path)

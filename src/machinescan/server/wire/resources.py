@@ -171,7 +171,7 @@ def scanned_package(row, scan_uri_: str, instance_id: int, modified_files: list[
         # ours (JSON only)
         "manager": row.manager,
         "source": row.source,
-        "status": row.status,
+        "packageStatus": row.status,  # `status` is the schema's OpStatus
         "modified": row.modified,
         "missingFiles": row.missing_files,
         "installTime": row.install_time,

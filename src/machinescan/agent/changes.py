@@ -31,6 +31,9 @@ class Identity(object):
     def __init__(self, root):
         self.users = _read_id_names(os.path.join(os.fsencode(root), b"etc/passwd"))
         self.groups = _read_id_names(os.path.join(os.fsencode(root), b"etc/group"))
+        # Id 0 is root on every Unix, even in a root whose /etc/passwd is missing or incomplete.
+        self.users.setdefault(0, "root")
+        self.groups.setdefault(0, "root")
 
     def user(self, uid):
         return self.users.get(uid)

@@ -326,7 +326,7 @@ class EntryScanner(object):
     def write_packages(self, packages):
         """Package records, each with `modified` and `missing_files` from this scan's classification."""
         for package in packages:
-            names = (package.get("name"), "%s:%s" % (package.get("name"), package.get("arch")))
+            names = _owner_keys(package)
             modified, missing = False, 0
             for name in names:
                 change = self.package_changes.get(name)
@@ -336,6 +336,13 @@ class EntryScanner(object):
             record["modified"] = modified or missing > 0
             record["missing_files"] = missing
             self.report.package(record)
+
+
+def _owner_keys(package):
+    """How owned paths name this package: its `key` when the database gives one, else name and name:arch."""
+    if package.get("key"):
+        return (package["key"],)
+    return (package.get("name"), "%s:%s" % (package.get("name"), package.get("arch")))
 
 
 def _shown(path):

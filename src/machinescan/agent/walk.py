@@ -178,6 +178,7 @@ class Walker(object):
             return
         if self.on_dir_listed is not None:
             self.on_dir_listed(dir_path)
+        excluded = self.exclusions.paths
         prefix = dir_path.rstrip(b"/") + b"/"
         disk_prefix = dir_disk_path.rstrip(b"/") + b"/"
         for name in names:
@@ -188,7 +189,8 @@ class Walker(object):
             except OSError as error:
                 yield Entry(path, disk_path, error=describe_error(error))
                 continue
-            yield Entry(path, disk_path, entry_stat, excluded=self.exclusions.covers(path))
+            # Ancestors of an excluded path are never entered, so the path itself is all to check.
+            yield Entry(path, disk_path, entry_stat, excluded=path in excluded)
 
 
 def describe_error(error):

@@ -43,6 +43,17 @@ def database_url(request, tmp_path_factory):
     _drop_schema(POSTGRES_URL, schema)
 
 
+@pytest.fixture
+def private_database_url(database_url, tmp_path):
+    """A database of the same kind as `database_url`, for a test that runs servers of its own."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'private.sqlite'}"
+        return
+    schema, url = _postgres_schema_url(POSTGRES_URL)
+    yield url
+    _drop_schema(POSTGRES_URL, schema)
+
+
 @pytest.fixture(scope="session")
 def server(database_url, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")

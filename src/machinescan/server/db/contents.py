@@ -17,10 +17,6 @@ CHANGE_TYPES = ("unchanged", "added", "modified", "metadata", "deleted")
 CHANGED = ("added", "modified", "metadata", "deleted")
 
 
-def like_escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def normal_directory(directory: str | None) -> str:
     if not directory:
         return "/"
@@ -30,13 +26,14 @@ def normal_directory(directory: str | None) -> str:
 
 
 def under(directory: str, direct_only: bool = False):
-    """Files in `directory` (only its direct entries when `direct_only`, else its whole subtree)."""
-    if direct_only:
-        return ScannedFile.directory == directory
-    if directory == "/":
-        return ScannedFile.path.is_not(None)
-    return or_(ScannedFile.directory == directory,
-               ScannedFile.directory.like(like_escaped(directory) + "/%", escape="\\"))
+    """Files in `directory` (only its direct entries when `direct_only`, else its whole subtree).
+
+    A subtree is a range of the path index: paths sort by bytes, and every path below `/a/b` lies
+    between `/a/b/` and `/a/b0` ('0' follows '/').
+    """
+    subtree = ScannedFile.path != "/" if directory == "/" else and_(
+        ScannedFile.path > directory + "/", ScannedFile.path < directory + "0")
+    return and_(subtree, ScannedFile.directory == directory) if direct_only else subtree
 
 
 # ---------------------------------------------------------------- packages

@@ -1,7 +1,9 @@
 """Ingest a stored report: packages and files into the database in batches, then counters and profile."""
 
+import base64
 import json
-import posixpath
+import queue
+import threading
 
 from sqlalchemy import delete, select, update
 
@@ -12,7 +14,7 @@ from ..lifecycle import report_ingested
 from . import JobContext, handler
 
 INGEST_REPORT = "ingest_report"
-BATCH_ROWS = 5000
+BATCH_ROWS = 20000
 
 PACKAGE_COLUMNS = ("scan_id", "manager", "name", "key", "version", "release", "epoch", "arch", "installed_size",
                    "install_time", "source", "files", "status", "modified", "missing_files")
@@ -46,8 +48,6 @@ def text_path(value) -> tuple[str, str | None]:
     """A report path as (text, base64 of the exact bytes when they are not UTF-8)."""
     if type(value) is str:
         return value, None
-    import base64
-
     raw = base64.b64decode(value["b64"])
     return raw.decode("utf-8", "replace"), value["b64"]
 
@@ -66,11 +66,15 @@ def file_row(scan_id: int, record: dict) -> tuple:
     target = get("link_target")
     owners = get("packages") or ()
     changed = get("changed")
-    return (scan_id, path, path_b64, posixpath.dirname(path) or "/", record["kind"], get("mode"), get("uid"),
+    return (scan_id, path, path_b64, path[:path.rindex("/")] or "/", record["kind"], get("mode"), get("uid"),
             get("gid"), get("owner"), get("group"), get("size"), get("mtime"), get("nlink"), get("sha256"),
             text_path(target)[0] if target is not None else None, owners[0] if owners else None,
             " ".join(owners) or None, record["change"], ",".join(changed) if changed else None,
             bool(get("conffile")), bool(get("in_overlay")), False, get("note"))
+
+
+def _absolute(path) -> bool:
+    return path.startswith("/") if type(path) is str else base64.b64decode(path["b64"]).startswith(b"/")
 
 
 def _text(value):
@@ -94,7 +98,7 @@ def ingest_report(context: JobContext) -> None:
     clear_rows(services, context.scan_id)
     reader = BlockReader(services.blobs.read(key))
     try:
-        header, profile, totals = _load(context, reader, report_size)
+        parsed = _load(context, reader, report_size)
     except ReportError as error:
         clear_rows(services, context.scan_id)
         _fail(services, context.scan_id, f"the report is invalid: {error}; run the agent again")
@@ -102,34 +106,89 @@ def ingest_report(context: JobContext) -> None:
     except BaseException:
         clear_rows(services, context.scan_id)
         raise
-    _finish(services, context.scan_id, header, profile, totals)
+    _finish(services, context.scan_id, parsed.header, parsed.profile, parsed.totals)
 
 
-def _load(context: JobContext, reader: BlockReader, report_size: int):
-    scan_id, database = context.scan_id, context.services.database
-    header, profile, totals = None, None, Totals()
+class ParsedReport:
+    """What the parsing thread learns besides the rows, and the error that stopped it, if any."""
+
+    def __init__(self) -> None:
+        self.header: dict | None = None
+        self.profile: dict | None = None
+        self.totals = Totals()
+        self.error: BaseException | None = None
+
+
+_END = object()
+
+
+def _load(context: JobContext, reader: BlockReader, report_size: int) -> ParsedReport:
+    """Parse in one thread while this one inserts: the database works (without the GIL) while Python parses.
+    The queue holds two batches at most, so memory stays bounded whatever the report's size."""
+    batches: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    parsed = ParsedReport()
+    parser = threading.Thread(target=_parse, args=(context.scan_id, reader, report_size, batches, stop, parsed),
+                              name=f"parse-report-{context.scan_id}", daemon=True)
+    parser.start()
+    try:
+        while (batch := batches.get()) is not _END:
+            _flush(context, *batch)
+    finally:
+        stop.set()
+        while parser.is_alive():  # let a parser blocked on a full queue see `stop`
+            try:
+                batches.get(timeout=0.1)
+            except queue.Empty:
+                pass
+    if parsed.error is not None:
+        raise parsed.error
+    return parsed
+
+
+def _parse(scan_id: int, reader: BlockReader, report_size: int, batches: queue.Queue, stop: threading.Event,
+           parsed: ParsedReport) -> None:
     packages: list[tuple] = []
     files: list[tuple] = []
-    for _, record in read_report(reader):
-        kind = record["type"]
-        if kind == "file":
-            files.append(file_row(scan_id, record))
-            change = record["change"]
-            if change in totals.changes:
-                totals.changes[change] += 1
-            if record.get("in_overlay") and record.get("size"):
-                totals.overlay_bytes += record["size"]
-            if len(files) >= BATCH_ROWS:
-                _flush(context, packages, files, 10 + 80 * reader.bytes_read // report_size)
-        elif kind == "package":
-            packages.append(package_row(scan_id, record))
-            totals.packages += 1
-        elif kind == "header":
-            header = record
-        elif kind == "profile":
-            profile = {field: value for field, value in record.items() if field != "type"}
-    _flush(context, packages, files, 90)
-    return header, profile, totals
+    totals = parsed.totals
+    try:
+        for line, record in read_report(reader):
+            kind = record["type"]
+            if kind == "file":
+                if not _absolute(record["path"]):
+                    raise ReportError(f"file path {record['path']!r} is not absolute", line)
+                files.append(file_row(scan_id, record))
+                change = record["change"]
+                if change in totals.changes:
+                    totals.changes[change] += 1
+                if record.get("in_overlay") and record.get("size"):
+                    totals.overlay_bytes += record["size"]
+                if len(files) >= BATCH_ROWS:
+                    if not _hand_over(batches, stop, (packages, files, 10 + 80 * reader.bytes_read // report_size)):
+                        return
+                    packages, files = [], []
+            elif kind == "package":
+                packages.append(package_row(scan_id, record))
+                totals.packages += 1
+            elif kind == "header":
+                parsed.header = record
+            elif kind == "profile":
+                parsed.profile = {field: value for field, value in record.items() if field != "type"}
+        _hand_over(batches, stop, (packages, files, 90))
+    except BaseException as error:
+        parsed.error = error
+    finally:
+        _hand_over(batches, stop, _END)
+
+
+def _hand_over(batches: queue.Queue, stop: threading.Event, item) -> bool:
+    while not stop.is_set():
+        try:
+            batches.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
 
 
 def _flush(context: JobContext, packages: list[tuple], files: list[tuple], percentage: int) -> None:
@@ -139,8 +198,6 @@ def _flush(context: JobContext, packages: list[tuple], files: list[tuple], perce
         insert_rows(connection, ScannedPackage.__table__, PACKAGE_COLUMNS, packages)
         insert_rows(connection, ScannedFile.__table__, FILE_COLUMNS, files)
         session.execute(update(Scan).where(Scan.id == context.scan_id).values(percentage=percentage))
-    packages.clear()
-    files.clear()
 
 
 def clear_rows(services, scan_id: int) -> None:

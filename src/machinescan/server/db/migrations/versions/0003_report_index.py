@@ -65,8 +65,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('scanned_files', schema=None) as batch_op:
-        batch_op.create_index('ix_scanned_files_scan_directory', ['scan_id', 'directory'], unique=False)
-        batch_op.create_index('ix_scanned_files_scan_package', ['scan_id', 'package'], unique=False)
         batch_op.create_index('ix_scanned_files_scan_path', ['scan_id', 'path'], unique=False)
 
     op.create_table('scanned_packages',
@@ -111,8 +109,6 @@ def downgrade() -> None:
     op.drop_table('scanned_packages')
     with op.batch_alter_table('scanned_files', schema=None) as batch_op:
         batch_op.drop_index('ix_scanned_files_scan_path')
-        batch_op.drop_index('ix_scanned_files_scan_package')
-        batch_op.drop_index('ix_scanned_files_scan_directory')
 
     op.drop_table('scanned_files')
     with op.batch_alter_table('jobs', schema=None) as batch_op:

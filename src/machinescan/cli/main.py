@@ -3,7 +3,8 @@
 import argparse
 import sys
 
-from . import admin
+from . import admin, browse
+from .client import ClientError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,11 +14,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
                "  machinescan serve --port 8080\n"
                "  echo 's3cret' | machinescan user add alice --entitlement migration_access --password-stdin\n"
-               "  machinescan user apikey alice\n",
+               "  machinescan user apikey alice\n"
+               "  machinescan list --user alice --password s3cret\n"
+               "  machinescan compare 3 4\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     admin.add_commands(commands)
+    browse.add_commands(commands)
     return parser
 
 
@@ -25,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except admin.CommandError as error:
+    except (admin.CommandError, ClientError) as error:
         print(f"machinescan: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

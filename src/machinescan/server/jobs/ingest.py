@@ -158,7 +158,7 @@ def _parse(scan_id: int, reader: BlockReader, report_size: int, batches: queue.Q
                 if not _absolute(record["path"]):
                     raise ReportError(f"file path {record['path']!r} is not absolute", line)
                 files.append(file_row(scan_id, record))
-                change = record["change"]
+                change = "modified" if record["change"] == "metadata" else record["change"]
                 if change in totals.changes:
                     totals.changes[change] += 1
                 if record.get("in_overlay") and record.get("size"):

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from .api import contents, instances, platform, scans
+from .api import overlay
 from .api.deps import API_PREFIX, Services
 from .blobs import open_blob_store
 from .db.engine import Database, migrate
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (platform.router, instances.router, scans.router, contents.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(platform.agent_router)
+    overlay.install(app)
     _install_error_handlers(app)
     app.add_middleware(NormalisePath)
     return app

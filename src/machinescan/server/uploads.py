@@ -21,7 +21,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -193,7 +193,7 @@ class DigestCache:
 
     def __init__(self, capacity: int = 4096):
         self._capacity = capacity
-        self._entries: OrderedDict[int, tuple[int, "hashlib._Hash"]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[int, hashlib._Hash]] = OrderedDict()
         self._lock = threading.Lock()
 
     def start(self, upload_id: int, offset: int):
@@ -570,7 +570,7 @@ class OverlayUploads:
 
     def expire_idle(self, scan_id: int | None = None) -> int:
         """Delete partial uploads idle longer than the expiry, with their storage; returns how many."""
-        idle_since = datetime.now(timezone.utc) - timedelta(seconds=self.settings.upload_expiry_seconds)
+        idle_since = datetime.now(UTC) - timedelta(seconds=self.settings.upload_expiry_seconds)
         with self.database.session() as session:
             if scan_id is None:
                 candidates = rows.idle_partial_uploads(session, idle_since)

@@ -4,7 +4,9 @@ operations that apply them to the upload's database row and the blob store.
 A chunk goes through three steps. `prepare` (row locked, no body read yet) applies the rules that need
 only the headers and the upload's state, so a gap, a finished upload or an expired one is answered at
 once, and a retried chunk that already landed is acknowledged without reading its body again. The body
-is then *staged* unlocked, while its size and CRC-32 are computed. `commit` (row locked again) re-applies
+is then *staged* without the row lock, while its size and CRC-32 are computed (the local store stages in
+place, past the acknowledged bytes, holding the partial file exclusively; the rules are applied again
+once it is held). `commit` (row locked again) re-applies
 the rules, since another request may have moved the upload meanwhile, appends the staged bytes at the
 acknowledged offset, durably, and only then moves the offset in the database. A chunk that fails a check,
 a client that goes away and a process that dies mid-chunk therefore leave the acknowledged bytes and the
@@ -366,11 +368,22 @@ class OverlayUploads:
         prepared = await run_in_threadpool(self._prepare_chunk, owner, scan_id, chunk, crc, name)
         if prepared.answer is not None:
             return prepared.answer  # a retry of a chunk that landed: the body is not needed
-        hasher = self.digests.start(prepared.upload_id, chunk.first)
-        if hasher is None and chunk.completes:
-            hasher = await run_in_threadpool(self._hash_stored, prepared.handle, chunk.first)
-        staged = await run_in_threadpool(self.blobs.stage_chunk, prepared.handle)
+        handle = prepared.handle
         try:
+            staged = await run_in_threadpool(self.blobs.stage_chunk, handle, chunk.first)
+        except FileNotFoundError:  # expired or deleted meanwhile: answer as the upload now stands
+            await run_in_threadpool(self._prepare_chunk, owner, scan_id, chunk, crc, name)
+            raise Conflict("the upload changed while this chunk waited; ask HEAD for the offset") from None
+        try:
+            # Staging may have waited for another request on this upload: decide again.
+            prepared = await run_in_threadpool(self._prepare_chunk, owner, scan_id, chunk, crc, name)
+            if prepared.answer is not None:
+                return prepared.answer
+            if prepared.handle != handle:
+                raise Conflict("the upload restarted while this chunk waited; ask HEAD for the offset")
+            hasher = self.digests.start(prepared.upload_id, chunk.first)
+            if hasher is None and chunk.completes:
+                hasher = await run_in_threadpool(self._hash_stored, prepared.handle, chunk.first)
             sink = _Sink(staged, hasher)
             too_long = BadRequest(f"the body is longer than the {chunk.length} bytes of its Content-Range; "
                                   f"nothing was stored")

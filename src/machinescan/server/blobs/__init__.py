@@ -3,18 +3,18 @@
 Two ways in. `writer(key)` writes a whole blob that replaces `key` atomically on commit (reports, whole
 overlay uploads). Partial uploads (chunked overlays, upload-protocol.md) grow chunk by chunk across
 requests, processes and restarts: `create_partial` names one with a *handle* that the caller keeps in the
-database; each chunk is first *staged* (`stage_chunk`), and only once its checks passed `append`ed at the
-offset the database acknowledges, durably; `finalize` turns the complete upload into an ordinary blob and
-`abort_partial` drops it. The offset lives in the database, never in the store: `append` drops whatever
-lies past the offset it is given (left by a process that died mid-append), so a crash can never move
-the acknowledged offset.
+database; each chunk is first *staged* (`stage_chunk`) and, only once its checks passed, `append`ed at
+the offset the database acknowledges, durably; `finalize` turns the complete upload into an ordinary blob
+and `abort_partial` drops it. The offset lives in the database, never in the store: bytes past the
+offset it is given (a chunk that failed, or a process that died mid-chunk) are dropped or ignored, so a
+crash can never move the acknowledged offset.
 
 S3 backend (design, not built yet). The handle is `<key>|<multipart upload id>`; `create_partial` is
 CreateMultipartUpload. S3 parts are 5 MiB at least except the last, and a part cannot be read back or
 changed once uploaded, so the backend keeps a *tail*: the bytes after the last full part, as one small
 staging object `<key>.tail-<offset where it ends>` (less than one part). Parts have one fixed size P
 (e.g. 8 MiB), part n holding bytes [(n-1)P, nP). `stage_chunk` streams the body to a staging object (or a
-local temporary file); `append(handle, offset, staged)` reads the tail that ends at `offset` (a tail or
+local temporary file) and holds nothing; `append(handle, offset, staged)` reads the tail that ends at `offset` (a tail or
 parts written by an append that was never acknowledged are simply overwritten or ignored: the names
 derive from offsets), uploads every full part (UploadPart with `x-amz-checksum-crc32`) and keeps the
 remainder as the new tail. `partial_size` is parts + tail; `read_partial` serves
@@ -96,14 +96,21 @@ class BlobStore(ABC):
         """Start an empty partial upload meant to become `key`; returns its handle (kept by the caller)."""
 
     @abstractmethod
-    def stage_chunk(self, handle: str) -> StagedChunk:
-        """A place for the next chunk's body while it is received and checked."""
+    def stage_chunk(self, handle: str, offset: int) -> StagedChunk:
+        """A place for the body of the chunk that starts at byte `offset`, while it is received and checked.
+
+        A backend may stage in place, past the acknowledged bytes (the local one does: no second copy);
+        then the staged chunk holds the partial upload exclusively until discarded (another
+        `stage_chunk` on it waits), nothing changes before its first `write`, and the caller must check,
+        once it holds it, that `offset` is still the acknowledged offset.
+        """
 
     @abstractmethod
     def append(self, handle: str, offset: int, staged: StagedChunk) -> None:
-        """Make the partial upload `offset` bytes followed by the staged bytes, durably, then discard them.
+        """Make the partial upload its first `offset` bytes followed by the staged bytes, durably.
 
-        Bytes stored past `offset` (never acknowledged: a process died mid-append) are dropped first.
+        Bytes stored past `offset` and not staged (never acknowledged) are dropped. `discard` still
+        follows, and then keeps the appended bytes.
         """
 
     @abstractmethod

@@ -1,13 +1,16 @@
 """The local-folder blob backend: one file per key, written to a temporary name, made durable, renamed.
 
 A partial upload is a file of its own under the key's folder (`<key>.partial-<random>`, so it goes with
-its scan's prefix); a chunk is staged in `.staging/`, then copied into the partial file in the kernel
-(`copy_file_range`) and fsynced. The staged copy is unlinked within milliseconds, usually before the page
-cache writes it back, so the disk sees each byte about once.
+its scan's prefix). A chunk is staged in place: written past the acknowledged bytes under an exclusive
+`flock`, with writeback started block by block (so the fsync at `append` finds little left to write and
+the disk works while the network delivers), and cut back to the acknowledged offset if it is discarded.
+Each byte reaches the disk once.
 """
 
+import fcntl
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,38 +51,58 @@ class LocalBlobWriter(BlobWriter):
 
 
 class LocalStagedChunk(StagedChunk):
-    def __init__(self, path: Path):
-        self.path = path
+    """The next chunk, written in place past the acknowledged offset of a partial file held with `flock`."""
+
+    def __init__(self, path: Path, offset: int):
+        self.offset = offset
         self.size = 0
-        self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.appended = False
+        self._written = False
+        self._lock = threading.Lock()  # a write still running on a worker thread finishes before discard
+        self.fd: int | None = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)  # waits for another request staging on this upload
 
     def write(self, block: bytes) -> None:
-        view = memoryview(block)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
-        self.size += len(block)
+        with self._lock:
+            if self.fd is None:
+                raise OSError("write to a discarded chunk")
+            if not self._written:
+                self._start()
+            position = self.offset + self.size
+            view = memoryview(block)
+            while view:
+                written = os.pwrite(self.fd, view, position)
+                view = view[written:]
+                position += written
+            self.size += len(block)
+
+    def _start(self) -> None:
+        stored = os.fstat(self.fd).st_size
+        if stored < self.offset:
+            raise OSError(f"the partial upload holds {stored} bytes, fewer than the {self.offset} "
+                          f"acknowledged: the storage lost data")
+        if stored > self.offset:
+            os.ftruncate(self.fd, self.offset)  # never acknowledged: a failed chunk or a crash mid-chunk
+        self._written = True
+
+    def make_durable(self) -> None:
+        with self._lock:
+            if not self._written:
+                self._start()
+            os.ftruncate(self.fd, self.offset + self.size)
+            os.fdatasync(self.fd)
+            self.appended = True
 
     def discard(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-            self.path.unlink(missing_ok=True)
-
-
-def _copy_range(source_fd: int, target_fd: int, count: int, target_offset: int) -> None:
-    source_offset = 0
-    while count > 0:
-        try:
-            copied = os.copy_file_range(source_fd, target_fd, count, source_offset, target_offset)
-        except OSError:  # no copy_file_range across these files: copy through user space
-            copied = os.pwrite(target_fd, os.pread(source_fd, min(count, READ_BLOCK), source_offset),
-                               target_offset)
-        if copied == 0:
-            raise OSError(f"short copy: {count} bytes left to append")
-        source_offset += copied
-        target_offset += copied
-        count -= copied
+        with self._lock:
+            if self.fd is None:
+                return
+            try:
+                if self._written and not self.appended:
+                    os.ftruncate(self.fd, self.offset)
+            finally:
+                os.close(self.fd)  # releases the flock
+                self.fd = None
 
 
 class LocalBlobStore(BlobStore):
@@ -138,24 +161,12 @@ class LocalBlobStore(BlobStore):
         _fsync_dir(path.parent)
         return handle
 
-    def stage_chunk(self, handle: str) -> LocalStagedChunk:
-        return LocalStagedChunk(self.root / _STAGING / uuid.uuid4().hex)
+    def stage_chunk(self, handle: str, offset: int) -> LocalStagedChunk:
+        return LocalStagedChunk(self._path(handle), offset)
 
     def append(self, handle: str, offset: int, staged: StagedChunk) -> None:
-        assert isinstance(staged, LocalStagedChunk) and staged.fd is not None
-        fd = os.open(self._path(handle), os.O_RDWR | os.O_CLOEXEC)
-        try:
-            stored = os.fstat(fd).st_size
-            if stored < offset:
-                raise OSError(f"partial upload {handle} holds {stored} bytes, fewer than the "
-                              f"{offset} acknowledged: the storage lost data")
-            if stored > offset:
-                os.ftruncate(fd, offset)  # never acknowledged: left by a process that died mid-append
-            _copy_range(staged.fd, fd, staged.size, offset)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        staged.discard()
+        assert isinstance(staged, LocalStagedChunk) and staged.fd is not None and staged.offset == offset
+        staged.make_durable()
 
     def partial_size(self, handle: str) -> int | None:
         return self.size(handle)

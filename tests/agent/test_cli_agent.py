@@ -128,3 +128,39 @@ def test_agent_sources_pass_vermin_for_python_3_6():
     result = subprocess.run([vermin, "--target=3.6-", "--no-tips", "--violations"] + sources,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+class FakeTerminal(object):
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_rewrites_one_line_on_a_tty():
+    from machinescan.agent.cli import Progress
+    terminal = FakeTerminal(tty=True)
+    progress = Progress(terminal, interval=0)
+    counts = {"entries": 1000, "bytes_read": 5 * 10 ** 6, "in_overlay": 3, "errors": 1}
+    progress.tick(counts)
+    progress.tick(counts)
+    progress.finish(counts)
+    assert terminal.text.count("\r") == 2 and terminal.text.endswith("\n")
+    assert "1000 entries, 5.0 MB read" in terminal.text and "1 errors" in terminal.text
+
+
+def test_progress_prints_plain_lines_when_not_a_tty():
+    from machinescan.agent.cli import Progress
+    log = FakeTerminal(tty=False)
+    progress = Progress(log, interval=3600)
+    counts = {"entries": 1, "bytes_read": 0, "in_overlay": 0, "errors": 0}
+    progress.tick(counts)
+    progress.finish(counts)
+    assert "\r" not in log.text and log.text.count("\n") == 1

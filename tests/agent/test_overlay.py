@@ -288,5 +288,5 @@ def test_pending_blocks_stay_bounded(tmp_path):
         output.write(os.urandom(4096))
         peak = max(peak, len(output._pending))
     output.close()
-    assert peak <= 4
+    assert peak <= 8  # 4 blocks per worker
     assert output.raw_size == 500 * 4096

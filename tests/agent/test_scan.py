@@ -281,3 +281,40 @@ def test_failed_scan_leaves_no_partial_files(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         scan(root, tmp_path / "out", hooks=ScanHooks(before_read=explode))
     assert os.listdir(str(tmp_path / "out")) == []
+
+
+def test_network_and_pseudo_mounts_under_the_root_are_excluded_and_listed(tmp_path):
+    from machinescan.agent.scan import build_exclusions
+    root = tmp_path / "root"
+    root.mkdir()
+    real_root = os.fsencode(os.path.realpath(str(root)))
+    mounts = {b"/": "ext4", real_root: "ext4", real_root + b"/srv/share": "nfs4",
+              real_root + b"/mnt/ram": "tmpfs", real_root + b"/boot": "ext4", real_root + b"/proc": "proc",
+              b"/elsewhere": "nfs"}
+    exclusions, skipped = build_exclusions(ScanOptions(root=str(root)), mounts)
+    assert exclusions.covers(b"/srv/share/x") and exclusions.covers(b"/mnt/ram")
+    assert not exclusions.covers(b"/boot/vmlinuz")
+    assert skipped == [{"path": b"/mnt/ram", "type": "tmpfs", "network": False},
+                       {"path": b"/srv/share", "type": "nfs4", "network": True}]
+
+
+def test_sockets_and_devices_are_recorded_but_never_archived(tmp_path):
+    import socket
+    root = tmp_path / "root"
+    (root / "run2").mkdir(parents=True)
+    os.mknod(str(root / "run2" / "null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(str(root / "run2" / "disk"), 0o660 | stat.S_IFBLK, os.makedev(7, 0))
+    cwd = os.getcwd()
+    os.chdir(str(root / "run2"))  # a socket path must be short: bind it relative
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind("sock")
+        result = scan(root, tmp_path / "out")
+    finally:
+        server.close()
+        os.chdir(cwd)
+    _, files, _ = records_of(result.report_path)
+    kinds = dict((path, files[path]["kind"]) for path in (b"/run2/null", b"/run2/disk", b"/run2/sock"))
+    assert kinds == {b"/run2/null": "chardev", b"/run2/disk": "blockdev", b"/run2/sock": "socket"}
+    assert not any(files[path]["in_overlay"] for path in kinds)
+    assert tar_member_names(result.overlay_path) == [b"/run2"]

@@ -130,6 +130,9 @@ def main(argv=None):
     except (ScanError, OverlayError) as error:
         sys.stderr.write("machinescan-agent: error: %s\n" % error)
         return 1
+    except OSError as error:  # the output folder filled up or went away: nothing was kept
+        sys.stderr.write("machinescan-agent: error: cannot write into %s: %s\n" % (args.output, error))
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("machinescan-agent: interrupted, nothing kept\n")
         return 130

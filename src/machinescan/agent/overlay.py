@@ -93,7 +93,8 @@ class CompressedOutput(object):
         self._buffer = bytearray()
         self._pending = collections.deque()
         workers = workers or os.cpu_count() or 2
-        self._max_in_flight = 2 * workers
+        # Enough blocks queued that a worker never idles while the reader is busy with small files.
+        self._max_in_flight = 4 * workers
         self._pool = None if mode == "none" else concurrent.futures.ThreadPoolExecutor(max_workers=workers)
 
     def write(self, data):

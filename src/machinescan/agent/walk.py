@@ -135,7 +135,7 @@ class Walker(object):
     """
 
     def __init__(self, root, exclusions, mounts=None, on_dir_listed=None):
-        self.root = os.path.abspath(os.fsencode(root))
+        self.root = os.path.realpath(os.fsencode(root))
         self.exclusions = exclusions
         self.policy = MountPolicy(read_mounts() if mounts is None else mounts)
         self.on_dir_listed = on_dir_listed

@@ -1,7 +1,10 @@
 """Overlay upload helpers for integration tests: a fresh scan's overlay URL and chunk-by-chunk uploads."""
 
+import gzip
 import hashlib
+import io
 import os
+import tarfile
 import zlib
 from dataclasses import dataclass
 
@@ -63,3 +66,15 @@ def new_scan(server: RunningServer, account, report: bytes = b"any report bytes"
     assert scan.status_code == 201, scan.text
     sid = scan.json()["dbId"]
     return ScanOverlay(client, f"/users/{account.login}/scannedinstances/{siid}/scans/{sid}/overlay", sid)
+
+
+def overlay_archive(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    tar = buffer.getvalue()
+    # like the agent: independent gzip members
+    return b"".join(gzip.compress(tar[start:start + 4096]) for start in range(0, len(tar), 4096))

@@ -80,3 +80,44 @@ def test_an_ingestion_interrupted_too_often_fails_the_scan(stopped_scan, private
         assert session.scalar(select(Scan.validated).where(Scan.id == scan_id)) is False
 
 
+
+
+def test_an_overlay_received_before_the_report_is_ingested_is_checked_afterwards(tmp_path, private_database_url):
+    """The overlay arrives while ingestion waits (no job thread); when ingestion runs, the check follows."""
+    import hashlib
+    import zlib
+
+    from scanning import JSON
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database = Database(private_database_url)
+    content = b"#!/bin/sh\necho hello\n"
+    report = report_bytes([], [file("/srv/run.sh", change="added", size=len(content),
+                                    sha256=hashlib.sha256(content).hexdigest())], overlay=True)
+    from overlays import overlay_archive
+    archive = overlay_archive({"srv/run.sh": content})
+    process = start_server(data_dir, private_database_url, extra_env={"MACHINESCAN_JOB_THREADS": "0"})
+    try:
+        with database.session() as session:
+            add_user(session, "erin", "pw", entitlements=(MIGRATION_ACCESS,))
+        with httpx.Client(base_url=f"http://127.0.0.1:{process.port}/api", auth=("erin", "pw"),
+                          headers=JSON) as client:
+            uri = upload_report(client, "erin", create_instance(client, "erin", "web"), report)
+            sent = client.post(f"{uri}/overlay", params={"crc": zlib.crc32(archive)}, content=archive)
+            assert sent.status_code == 201, sent.text
+            waiting = client.get(uri).json()
+            assert (waiting["binariesReceived"], waiting["validated"]) == (True, False)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    process = start_server(data_dir, private_database_url)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{process.port}/api", auth=("erin", "pw"),
+                          headers=JSON) as client:
+            scan = wait_for_scan(client, uri, done=lambda s: s["status"]["complete"] or s["error"])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        database.engine.dispose()
+    assert (scan["validated"], scan["binariesExtracted"], scan["status"]["complete"]) == (True, True, True)

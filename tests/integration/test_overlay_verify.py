@@ -1,13 +1,10 @@
 """After an overlay completes, the verify_overlay job compares it with the report's files."""
 
-import gzip
 import hashlib
-import io
-import tarfile
 import time
 import zlib
 
-from overlays import JSON, new_scan
+from overlays import JSON, new_scan, overlay_archive
 from reports import file, report_bytes
 from sqlalchemy import select
 
@@ -23,18 +20,6 @@ def report_with_overlay_files() -> bytes:
         file("/usr/local/bin/tool", change="added", size=len(TOOL), sha256=hashlib.sha256(TOOL).hexdigest()),
         file("/etc/hostname", change="unchanged", size=2),
     ])
-
-
-def overlay_archive(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    tar = buffer.getvalue()
-    # like the agent: independent gzip members
-    return b"".join(gzip.compress(tar[start:start + 4096]) for start in range(0, len(tar), 4096))
 
 
 def wait_for(client, url: str, done, timeout: float = 30) -> dict:
@@ -78,7 +63,7 @@ def test_overlay_that_differs_from_the_report_errors_the_scan(server, alice):
 
 
 def test_an_archive_that_is_no_tar_errors_the_scan(server, alice):
-    scan = new_scan(server, alice)
+    scan = new_scan(server, alice, report_with_overlay_files())
     body = b"this is not a tar archive" * 100
     assert scan.client.post(scan.url, params={"crc": zlib.crc32(body)}, content=body,
                             headers=JSON).status_code == 201

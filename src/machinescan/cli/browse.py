@@ -192,7 +192,9 @@ def run_download(args: argparse.Namespace) -> int:
     head = api.request("HEAD", path)
     total = int(head.headers.get("content-length") or head.headers.get("upload-length") or 0)
     disposition = head.headers.get("content-disposition", "")
-    name = disposition.split("filename=")[-1].strip('"') if "filename=" in disposition else f"overlay-{args.scan}.tar.gz"
+    name = f"overlay-{args.scan}.tar.gz"
+    if "filename=" in disposition:
+        name = Path(disposition.split("filename=")[-1].strip('"')).name  # never a path of the server's choosing
     target = Path(args.output or name)
     done = target.stat().st_size if target.exists() else 0
     if total and done == total:

@@ -33,6 +33,7 @@ from .db import queries
 from .db import uploads as rows
 from .db.models import OverlayUpload, Scan, User, utcnow
 from .errors import ApiError, BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
+from .lifecycle import advance
 from .wire import resources
 
 log = logging.getLogger("machinescan.uploads")
@@ -40,7 +41,6 @@ log = logging.getLogger("machinescan.uploads")
 # Socket-sized request pieces are gathered into blocks of this size before each thread hop.
 WRITE_BLOCK = 1024 * 1024
 DEFAULT_OVERLAY_NAME = "overlay.tar.gz"
-VERIFY_JOB = "verify_overlay"
 
 # What `decide` tells the caller to do with a chunk.
 APPEND = "append"  # the chunk starts at the offset: store it
@@ -479,7 +479,7 @@ class OverlayUploads:
     def _set_overlay(self, session, scan: Scan, key: str, size: int, digest: str, name: str) -> None:
         scan.overlay_key, scan.overlay_size, scan.overlay_sha256, scan.overlay_name = key, size, digest, name
         scan.binaries_received, scan.binaries_extracted = True, False
-        _enqueue_verification(session, scan.id)
+        advance(session, scan)
 
     def _restart(self, session, scan: Scan, upload: OverlayUpload) -> None:
         rows.forget_chunks(session, upload.id)
@@ -615,15 +615,7 @@ class OverlayUploads:
     def _answer(self, scan: Scan, upload: OverlayUpload | None, owner: User) -> Answer:
         session_progress = _progress_of(scan, upload) or (0, None)
         received, total = session_progress
-        uri = resources.scan_uri(owner.login_name, scan.instance_id, scan.id)
-        resource = resources.scan(scan, owner.login_name, extra={
-            "status": resources.op_status(scan, uri, received, total),
-            # ours (JSON only)
-            "overlayName": scan.overlay_name,
-            "overlaySize": scan.overlay_size,
-            "overlaySha256": scan.overlay_sha256,
-        })
-        return Answer(resource, received, total)
+        return Answer(resources.scan(scan, owner.login_name, overlay_progress=(received, total)), received, total)
 
     def _cleanup(self, after: _AfterCommit) -> None:
         for handle in after.partials:
@@ -638,9 +630,3 @@ def _progress_of(scan: Scan | None, upload: OverlayUpload | None) -> tuple[int, 
     if scan is not None and scan.overlay_key is not None:
         return scan.overlay_size, scan.overlay_size
     return None
-
-
-def _enqueue_verification(session, scan_id: int) -> None:
-    from .jobs import enqueue
-
-    enqueue(session, VERIFY_JOB, scan_id)

@@ -115,7 +115,8 @@ def get_scan(request: Request, siid: int, sid: int, validated: bool = True, pkgs
              delta: bool = False, owner: User = Depends(migration_user), session: Session = Depends(db_session)):
     scan = queries.get_scan(session, owner, siid, sid)
     extra = {"packages": _embedded_packages(session, scan, owner, pkgFiles)} if pkgs and scan.validated else None
-    return render(request, "scan", resources.scan(scan, owner.login_name, extra))
+    progress = request.app.state.overlay_uploads.progress(scan.id)
+    return render(request, "scan", resources.scan(scan, owner.login_name, extra, progress))
 
 
 def _embedded_packages(session: Session, scan: Scan, owner: User, with_files: bool) -> list[dict]:

@@ -14,9 +14,9 @@ CreateMultipartUpload. S3 parts are 5 MiB at least except the last, and a part c
 changed once uploaded, so the backend keeps a *tail*: the bytes after the last full part, as one small
 staging object `<key>.tail-<offset where it ends>` (less than one part). Parts have one fixed size P
 (e.g. 8 MiB), part n holding bytes [(n-1)P, nP). `stage_chunk` streams the body to a staging object (or a
-local temporary file) and holds nothing; `append(handle, offset, staged)` reads the tail that ends at `offset` (a tail or
-parts written by an append that was never acknowledged are simply overwritten or ignored: the names
-derive from offsets), uploads every full part (UploadPart with `x-amz-checksum-crc32`) and keeps the
+local temporary file) and holds nothing; `append(handle, offset, staged)` reads the tail that ends at
+`offset` (a tail or parts written by an append that was never acknowledged are simply overwritten or
+ignored: the names derive from offsets), uploads every full part (UploadPart with `x-amz-checksum-crc32`) and keeps the
 remainder as the new tail. `partial_size` is parts + tail; `read_partial` serves
 only the tail (parts are unreadable before completion), so the caller's retry check relies on the CRC
 recorded per chunk, and the whole-archive sha256 fallback reads the finalized object (see uploads.py).

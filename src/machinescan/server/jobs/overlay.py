@@ -1,8 +1,7 @@
 """The `verify_overlay` job: a received overlay is read once and compared with the report's files.
 
-Queued when an overlay upload completes. Compares only once the report is ingested (`validated`), since
-that is what fills the `ScannedFile` rows; before, it checks that the archive is a readable tar with safe
-member names, and the ingestion queues this job again when it finishes (idempotent).
+Queued by the life cycle (`..lifecycle.advance`) once both the report is ingested (which fills the
+`ScannedFile` rows) and the overlay is received, whichever comes last.
 """
 
 import base64
@@ -11,7 +10,7 @@ from sqlalchemy import select, update
 
 from ..db.models import Scan, ScannedFile
 from ..overlay_check import ExpectedMembers, verify_overlay
-from ..uploads import VERIFY_JOB
+from ..lifecycle import VERIFY_OVERLAY, advance
 from . import JobContext, handler
 
 
@@ -29,7 +28,7 @@ def expected_members(session, scan_id: int) -> ExpectedMembers:
     return {archive_name(path, path_b64): (size, sha256) for path, path_b64, size, sha256 in files}
 
 
-@handler(VERIFY_JOB)
+@handler(VERIFY_OVERLAY)
 def verify_overlay_job(context: JobContext) -> None:
     services = context.services
     with services.database.session() as session:
@@ -51,3 +50,4 @@ def verify_overlay_job(context: JobContext) -> None:
             session.execute(update(ScannedFile).where(ScannedFile.scan_id == scan.id, ScannedFile.in_overlay)
                             .values(uploaded=True).execution_options(synchronize_session=False))
             scan.binaries_extracted = True
+            advance(session, scan)

@@ -87,10 +87,12 @@ def op_status(scan: Scan, uri: str, bytes_loaded: int | None = None, bytes_total
     }
 
 
-def scan(row: Scan, login_name: str, extra: dict | None = None) -> dict:
-    """`extra` carries what other layers add: the heavy lists, upload progress, the install profile."""
+def scan(row: Scan, login_name: str, extra: dict | None = None,
+         overlay_progress: tuple[int, int | None] | None = None) -> dict:
+    """`extra` carries what other layers add (the heavy lists); `overlay_progress` is (received, total)."""
     instance_id = row.instance_id
     uri = scan_uri(login_name, instance_id, row.id)
+    loaded, total = overlay_progress or (None, None)
     resource = {
         **_base(row),
         "binariesExtracted": row.binaries_extracted,
@@ -104,7 +106,7 @@ def scan(row: Scan, login_name: str, extra: dict | None = None) -> dict:
         "packagesUri": f"{uri}/packages",
         "scanned": row.scanned,
         "scannedInstanceUri": instance_uri(login_name, instance_id),
-        "status": op_status(row, uri),
+        "status": op_status(row, uri, loaded, total),
         "totalFilesAdded": row.total_files_added,
         "totalFilesDeleted": row.total_files_deleted,
         "totalFilesModified": row.total_files_modified,
@@ -115,6 +117,9 @@ def scan(row: Scan, login_name: str, extra: dict | None = None) -> dict:
         # ours (JSON only)
         "scannedInstanceId": instance_id,
         "reportFileName": row.report_file_name,
+        "overlayName": row.overlay_name,
+        "overlaySize": row.overlay_size,
+        "overlaySha256": row.overlay_sha256,
     }
     resource.update(extra or {})
     return resource

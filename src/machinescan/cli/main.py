@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import admin, browse
+from . import admin, browse, demo
 from .client import ClientError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     admin.add_commands(commands)
     browse.add_commands(commands)
+    demo.add_commands(commands)
     return parser
 
 

@@ -57,10 +57,29 @@ def test_help_teaches_with_examples():
     assert b"examples:" in result.stdout and b"--output" in result.stdout and b"-e PATH" in result.stdout
 
 
-def test_upload_without_output_says_what_to_do(tmp_path):
-    result = run_agent(["-U", "http://server/api", "-u", "bob", "-p", "pw"])
-    assert result.returncode == 2
-    assert b"uploading is not available yet, use --output" in result.stderr
+def test_upload_needs_user_and_credentials():
+    for flags, expected in ((["-U", "http://server/api"], b"-U needs the user: -u USER"),
+                            (["-U", "http://server/api", "-u", "bob"], b"-U needs credentials"),
+                            (["-P"], b"-P checks a server: give its URL with -U URL"),
+                            ([], b"nothing to do: give --output DIR")):
+        result = run_agent(flags)
+        assert result.returncode == 2 and expected in result.stderr, (flags, result.stderr)
+
+
+def test_unreachable_server_is_an_error_naming_it_and_leaves_no_work_files(tmp_path):
+    root = small_root(tmp_path)
+    work = tmp_path / "work"
+    # Port 9 on loopback (discard) is closed: the connection is refused at once.
+    result = run_agent(["-U", "http://127.0.0.1:9/api", "-u", "bob", "-p", "pw", "--root", str(root),
+                        "-t", str(work), "--quiet"])
+    assert result.returncode == 1
+    assert b"cannot reach http://127.0.0.1:9/api" in result.stderr
+    assert os.listdir(str(work)) == []
+
+
+def test_probe_of_an_unreachable_server_fails_clearly():
+    result = run_agent(["-U", "http://127.0.0.1:9/api", "-u", "bob", "-p", "pw", "-P"])
+    assert result.returncode == 1 and b"cannot reach" in result.stderr
 
 
 def test_output_writes_report_and_overlay(tmp_path):

@@ -2,7 +2,10 @@
 
 import argparse
 import os
+import shutil
+import socket
 import sys
+import tempfile
 import time
 
 from machinescan import __version__
@@ -12,6 +15,11 @@ from .scan import ScanError, ScanOptions, run_scan
 
 EXAMPLES = """\
 examples:
+  Scan this machine and send it to the server, with the overlay (as uforge-scan does):
+    machinescan-agent -U http://server:8080/api -u alice -p secret -n web1 -o
+  Same with an API key pair, after checking the server and the keys with -P:
+    machinescan-agent -U http://server:8080/api -u alice -a PUBKEY -s SECRETKEY -P
+    machinescan-agent -U http://server:8080/api -u alice -a PUBKEY -s SECRETKEY -n web1 -o
   Scan this machine into a folder, report only:
     machinescan-agent --output /srv/scans/web1
   Same, with the overlay (files no package can rebuild), leaving out a data tree:
@@ -28,8 +36,8 @@ examples:
   scanned; each mount of a local disk is scanned on its own filesystem.
 """
 
-UPLOAD_NOT_AVAILABLE = ("uploading is not available yet, use --output DIR to write the report "
-                        "(and the overlay with -o) into a folder")
+# Scans that upload are written here first (in a folder of their own), unless -t names another place.
+DEFAULT_WORK_PARENT = "/var/tmp"
 
 
 def size_argument(text):
@@ -68,11 +76,12 @@ def build_parser():
     scan.add_argument("-e", dest="excludes", metavar="PATH", action="append", default=[],
                       help="leave PATH (a file or a whole tree, as seen from the root) out; repeatable")
     scan.add_argument("-t", dest="work_dir", metavar="DIR",
-                      help="work folder for temporary files (never scanned)")
+                      help="work folder for the files before they are uploaded (default /var/tmp; never scanned)")
     scan.add_argument("--root", default="/", metavar="DIR",
                       help="scan the system mounted at DIR instead of / (default: /)")
     scan.add_argument("--output", metavar="DIR",
-                      help="write report.jsonl.gz (and overlay.tar.gz with -o) into DIR instead of uploading")
+                      help="write report.jsonl.gz (and overlay.tar.gz with -o) into DIR and keep them; "
+                           "with -U they are uploaded too")
     scan.add_argument("--compress", choices=COMPRESS_MODES, default="auto",
                       help="overlay compression: auto stores incompressible blocks as they are (default), "
                            "gzip compresses every block, none writes a plain tar")
@@ -121,39 +130,131 @@ def main(argv=None):
     problem = usage_problem(args)
     if problem:
         parser.error(problem)
-    options = ScanOptions(root=args.root, output_dir=args.output, overlay=args.overlay,
-                          excludes=args.excludes, work_dir=args.work_dir, compress=args.compress,
-                          max_file_size=args.max_file_size, sparse=args.sparse, name=args.name)
-    progress = None if args.quiet else Progress(sys.stderr)
     try:
-        result = run_scan(options, progress)
+        if args.probe:
+            return run_probe(args)
+        return scan_and_send(args)
     except (ScanError, OverlayError) as error:
-        sys.stderr.write("machinescan-agent: error: %s\n" % error)
-        return 1
-    except OSError as error:  # the output folder filled up or went away: nothing was kept
-        sys.stderr.write("machinescan-agent: error: cannot write into %s: %s\n" % (args.output, error))
-        return 1
+        return fail(str(error))
     except KeyboardInterrupt:
         sys.stderr.write("machinescan-agent: interrupted, nothing kept\n")
         return 130
-    if not args.quiet:
-        sys.stderr.write("report: %s\n" % result.report_path)
-        if result.overlay_path:
-            sys.stderr.write("overlay: %s\n" % result.overlay_path)
-    return 0
+    except OSError as error:  # the output folder filled up or went away: nothing was kept
+        return fail("cannot write into %s: %s" % (args.output or args.work_dir or DEFAULT_WORK_PARENT, error))
+
+
+def fail(message):
+    sys.stderr.write("machinescan-agent: error: %s\n" % message)
+    return 1
 
 
 def usage_problem(args):
     """Why the flags cannot work together, or None."""
-    if args.output is None:
-        if args.url or args.probe:
-            return UPLOAD_NOT_AVAILABLE
-        return "nothing to do: give --output DIR (uploading with -U is not available yet)"
+    if args.probe and not args.url:
+        return "-P checks a server: give its URL with -U URL"
+    if args.url:
+        if not args.user:
+            return "-U needs the user: -u USER (with -p PASSWORD, or -a KEY -s SECRET)"
+        if not args.password and not args.api_key:
+            return "-U needs credentials: -p PASSWORD, or -a KEY -s SECRET"
+    elif args.output is None:
+        return "nothing to do: give --output DIR to write the files, or -U URL -u USER -p PASSWORD to upload"
     if args.api_key and not args.secret:
         return "-a KEY needs its secret key: -s SECRET"
     if not os.path.isdir(args.root):
         return "--root %s is not a directory" % args.root
     return None
+
+
+def scan_and_send(args):
+    """Scan into --output (kept) or a work folder (removed after the upload), then upload when -U is given."""
+    folder = args.output or make_work_folder(args.work_dir)
+    options = ScanOptions(root=args.root, output_dir=folder, overlay=args.overlay, excludes=args.excludes,
+                          work_dir=args.work_dir or (None if args.output else folder), compress=args.compress,
+                          max_file_size=args.max_file_size, sparse=args.sparse, name=args.name)
+    try:
+        result = run_scan(options, None if args.quiet else Progress(sys.stderr))
+        if args.url:
+            return send(args, result)
+        say(args, "report: %s" % result.report_path)
+        if result.overlay_path:
+            say(args, "overlay: %s" % result.overlay_path)
+        return 0
+    finally:
+        if not args.output:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def make_work_folder(parent):
+    parent = parent or DEFAULT_WORK_PARENT
+    try:
+        os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix="machinescan-agent-", dir=parent)
+    except OSError as error:
+        raise ScanError("cannot create a work folder in %s: %s (choose another with -t DIR)"
+                        % (parent, error.strerror or error))
+
+
+def send(args, result):
+    """Upload the report, then the overlay, to the server; prints where the scan is."""
+    from . import upload
+    client = upload.ApiClient(args.url, upload.Credentials(args.user, args.password, args.api_key, args.secret))
+    name = args.name or socket.gethostname()
+    try:
+        siid = upload.instance_id(client, args.user, name, result.header.get("distribution") or {}, args.overlay)
+        sid = upload.upload_report(client, args.user, siid, result.report_path)
+        say(args, "report sent: scan %d of %r" % (sid, name))
+        if result.overlay_path:
+            uploader = upload.OverlayUpload(client, args.user, siid, sid, chunk_size=args.chunk_size,
+                                            progress=None if args.quiet else TransferProgress(sys.stderr))
+            uploader.upload(result.overlay_path, result.overlay_record["sha256"])
+            say(args, "overlay sent: %d bytes" % result.overlay_record["size"])
+    except upload.UploadError as error:
+        return fail(str(error))
+    except (OSError, upload.http.client.HTTPException) as error:
+        return fail("cannot reach %s: %s (check -U and the network)" % (args.url, error))
+    finally:
+        client.close()
+    say(args, "scan uploaded: %s/users/%s/scannedinstances/%d/scans/%d" % (args.url.rstrip("/"), args.user, siid, sid))
+    return 0
+
+
+def run_probe(args):
+    from . import upload
+    client = upload.ApiClient(args.url, upload.Credentials(args.user, args.password, args.api_key, args.secret))
+    try:
+        version = upload.probe(client, args.user)
+    except upload.UploadError as error:
+        return fail(str(error))
+    except (OSError, upload.http.client.HTTPException) as error:
+        return fail("cannot reach %s: %s (check -U and the network)" % (args.url, error))
+    finally:
+        client.close()
+    print("server %s answers (version %s); the credentials of %s work" % (args.url, version, args.user))
+    return 0
+
+
+class TransferProgress(object):
+    """Bytes sent of the overlay, on one rewritten line on a tty, every 10% otherwise."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.is_tty = hasattr(stream, "isatty") and stream.isatty()
+        self.last_tenth = -1
+
+    def __call__(self, sent, total):
+        tenth = 10 * sent // total if total else 10
+        if not self.is_tty and tenth == self.last_tenth:
+            return
+        self.last_tenth = tenth
+        line = "overlay upload: %.1f of %.1f MB" % (sent / 1e6, total / 1e6)
+        self.stream.write(line + ("\r" if self.is_tty and sent < total else "\n"))
+        self.stream.flush()
+
+
+def say(args, message):
+    if not args.quiet:
+        sys.stderr.write(message + "\n")
 
 
 if __name__ == "__main__":

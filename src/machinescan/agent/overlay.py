@@ -320,10 +320,8 @@ class OverlayWriter(object):
 
 
 def _changed_after_read(fd, st):
-    """True when the file grew past its declared size, or its size or mtime moved since it was walked."""
+    """True when the file's size or mtime moved since it was walked (a file that grew shows a larger size)."""
     try:
-        if os.read(fd, 1):
-            return True
         after = os.fstat(fd)
     except OSError:
         return True

@@ -52,12 +52,14 @@ class ScanHooks(object):
 
 
 class ScanResult(object):
-    """Where the scan wrote its files and what it counted."""
+    """Where the scan wrote its files, what it counted, its report header and overlay record."""
 
-    def __init__(self, report_path, overlay_path, counts):
+    def __init__(self, report_path, overlay_path, counts, header, overlay_record):
         self.report_path = report_path
         self.overlay_path = overlay_path
         self.counts = counts
+        self.header = header
+        self.overlay_record = overlay_record
 
 
 def utc_now():
@@ -84,7 +86,8 @@ def run_scan(options, progress=None, hooks=None, databases=None):
     overlay_path = os.path.join(output_dir, overlay_file_name(options.compress)) if options.overlay else None
     partial_paths = [report_path + ".partial"] + ([overlay_path + ".partial"] if overlay_path else [])
     try:
-        counts = _scan_into(options, partial_paths, progress, hooks or ScanHooks(), databases)
+        counts, header, overlay_record = _scan_into(options, partial_paths, progress, hooks or ScanHooks(),
+                                                    databases)
     except BaseException:
         for path in partial_paths:
             _remove_quietly(path)
@@ -92,7 +95,7 @@ def run_scan(options, progress=None, hooks=None, databases=None):
     os.rename(partial_paths[0], report_path)
     if overlay_path:
         os.rename(partial_paths[1], overlay_path)
-    return ScanResult(report_path, overlay_path, counts)
+    return ScanResult(report_path, overlay_path, counts, header, overlay_record)
 
 
 def _scan_into(options, partial_paths, progress, hooks, databases):
@@ -108,7 +111,8 @@ def _scan_into(options, partial_paths, progress, hooks, databases):
     owned_index = OwnedIndex(_all_owned_paths(databases, database_errors))
     with open(partial_paths[0], "wb") as report_file:
         report = ReportWriter(report_file)
-        report.header(_header(options, started, exclusions, skipped_mounts, databases))
+        header = _header(options, started, exclusions, skipped_mounts, databases)
+        report.header(header)
         for message in database_errors:
             report.error(None, "packages", message)
         overlay = _open_overlay(options, partial_paths) if options.overlay else None
@@ -125,12 +129,13 @@ def _scan_into(options, partial_paths, progress, hooks, databases):
         scanner.write_deleted(exclusions)
         scanner.write_packages(_all_packages(databases, report))
         _write_profile(options.root, report)
-        if overlay is not None:
-            report.overlay(overlay.finish())
+        overlay_record = overlay.finish() if overlay is not None else None
+        if overlay_record is not None:
+            report.overlay(overlay_record)
         if progress is not None:
             progress.finish(scanner.counts)
         report.close(time.monotonic() - started_clock)
-    return scanner.counts
+    return scanner.counts, header, overlay_record
 
 
 def build_exclusions(options, mounts):

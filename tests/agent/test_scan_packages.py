@@ -115,3 +115,24 @@ def test_rpm_root_metadata_and_content_changes_match_rpm_verify(builders, tmp_pa
     assert files[b"/usr/share/svc/data"]["sha256"] == hashlib.sha256(b"data\n").hexdigest()
     assert "/etc/svc.conf" in overlay_members(result.overlay_path)
     assert "/usr/bin/svc" not in overlay_members(result.overlay_path)
+
+
+def test_diverted_and_multi_arch_files_are_neither_added_nor_deleted(dpkg_root, builders, tmp_path):
+    debs = tmp_path / "debs"
+    lib = builders.DebPackage("libdemo", "1", arch="amd64", multi_arch="same",
+                              files={"/usr/lib/x86_64-linux-gnu/libdemo.so.1": b"\x7fELF demo\n"})
+    tool = builders.DebPackage("tool", "1", files={"/usr/bin/tool": b"original tool\n"})
+    wrapper = builders.DebPackage("wrapper", "1", files={"/usr/share/wrapper/README": b"wraps tool\n"})
+    dpkg_root.install(lib.build(debs), tool.build(debs), wrapper.build(debs))
+    dpkg_root.divert("/usr/bin/tool", "/usr/bin/tool.real", "wrapper")
+    with open(os.path.join(dpkg_root.path, "usr/bin/tool"), "wb") as replacement:
+        replacement.write(b"#!/bin/sh\nexec tool.real\n")
+    _, files, others = scan_records(dpkg_root.path, tmp_path / "out")
+    assert files[b"/usr/bin/tool.real"]["change"] == "unchanged"
+    assert files[b"/usr/bin/tool.real"]["packages"] == ["tool"]
+    assert files[b"/usr/bin/tool"]["change"] == "added"  # the wrapper put it there, no package ships it
+    assert files[b"/usr/lib/x86_64-linux-gnu/libdemo.so.1"]["packages"] == ["libdemo:amd64"]
+    assert files[b"/usr/lib/x86_64-linux-gnu/libdemo.so.1"]["change"] == "unchanged"
+    assert not [path for path, record in files.items() if record["change"] == "deleted"]
+    by_key = dict((package["key"], package) for package in others["package"])
+    assert by_key["libdemo:amd64"]["modified"] is False and by_key["tool"]["missing_files"] == 0

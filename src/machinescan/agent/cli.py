@@ -58,7 +58,7 @@ def size_argument(text):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="machinescan-agent",
-        description="Scan this machine (or a mounted root): packages, files added or changed since "
+        description="Scan this machine (or a mounted root): packages, files added or changed since\n"
                     "install, and an install profile; optionally collect those files in an overlay.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     server = parser.add_argument_group("server (uforge-scan compatible)")

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test agent clean
+.PHONY: run test agent test-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +13,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP) agent
-	$(BIN)/machinescan serve
+	$(BIN)/machinescan demo
 
-test: $(STAMP) agent
+test: $(STAMP) agent test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 agent: $(STAMP)
 	$(BIN)/python -m machinescan.agent.build dist/machinescan-agent.pyz
+
+test-tools:
+	scripts/install-test-tools
 
 clean:
 	rm -rf $(VENV) dist build

@@ -3,13 +3,14 @@
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .client import Api, ClientError, connection_from
+from .client import Api, ClientError, connection_from, explain
 
 console = Console()
 
@@ -48,11 +49,17 @@ def add_commands(commands) -> None:
     compare = command("compare", run_compare, "packages and files that differ between two scans")
     compare.add_argument("scan_a", type=int, metavar="SCAN_A")
     compare.add_argument("scan_b", type=int, metavar="SCAN_B")
-    download = command("download", run_download, "download a scan's overlay (resumable)",
-                       "Download the overlay of a scan: the archive of the files no package can rebuild. "
-                       "An interrupted download resumes where it stopped.")
+    download = command("download", run_download, "download a scan's overlay (resumable) or chosen files",
+                       "Download the overlay of a scan: the archive of the files no package can rebuild; an "
+                       "interrupted download resumes where it stopped. With --files, a tar.gz of only the "
+                       "changed files you choose (--dir, --since), cut out of the overlay by the server.")
     download.add_argument("scan", type=int, metavar="SCAN")
-    download.add_argument("--overlay", action="store_true", default=True, help="the overlay archive (default)")
+    what = download.add_mutually_exclusive_group()
+    what.add_argument("--overlay", action="store_true", help="the whole overlay archive (the default)")
+    what.add_argument("--files", action="store_true", help="a tar.gz of the changed files only")
+    download.add_argument("--dir", help="with --files: only files under this folder")
+    download.add_argument("--since", type=int, metavar="SCAN_B",
+                          help="with --files: only files new or changed since scan SCAN_B of the same machine")
     download.add_argument("-o", "--output", help="file to write (default: the server's file name)")
     delete = command("delete", run_delete, "delete a scan")
     delete.add_argument("scan", type=int, metavar="SCAN")
@@ -188,33 +195,72 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     api = api_from(args)
+    if args.files:
+        return _download_files(api, args)
+    if args.dir or args.since:
+        raise ClientError("--dir and --since choose files: add --files")
     path = f"{api.scan_path(args.scan)}/overlay"
     head = api.request("HEAD", path)
     total = int(head.headers.get("content-length") or head.headers.get("upload-length") or 0)
-    disposition = head.headers.get("content-disposition", "")
-    name = f"overlay-{args.scan}.tar.gz"
-    if "filename=" in disposition:
-        name = Path(disposition.split("filename=")[-1].strip('"')).name  # never a path of the server's choosing
-    target = Path(args.output or name)
+    target = Path(args.output or _file_name(head, f"overlay-{args.scan}.tar.gz"))
     done = target.stat().st_size if target.exists() else 0
     if total and done == total:
         console.print(f"{target} is already complete ({_size(total)})")
         return 0
-    headers = {"Range": f"bytes={done}-", "If-Range": head.headers.get("etag", "")} if done else {}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
-        task = progress.add_task(target.name, total=total or None, completed=done)
-        with api.http.stream("GET", path, headers={**headers, "Accept": "application/octet-stream"}) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise ClientError(f"download failed: {response.status_code} {response.text[:200]}")
-            mode = "ab" if response.status_code == 206 else "wb"
-            with open(target, mode) as out:
-                for block in response.iter_bytes(1 << 20):
-                    out.write(block)
-                    progress.advance(task, len(block))
+    headers = {"Range": f"bytes={done}-", "If-Range": head.headers.get("etag", "")} if 0 < done < total else {}
+    with _transfer(target.name, total, done) as advance, \
+            api.http.stream("GET", path, headers={**headers, "Accept": "application/octet-stream"}) as response:
+        _check(response)
+        with open(target, "ab" if response.status_code == 206 else "wb") as out:
+            _save(response, out, advance)
     console.print(f"{target}: {_size(target.stat().st_size)}", highlight=False)
     return 0
+
+
+def _download_files(api: Api, args: argparse.Namespace) -> int:
+    """The archive is made as it is sent, so it cannot resume: it is written beside the target and renamed
+    when complete, never leaving a cut archive under the final name."""
+    params = {"dir": args.dir} if args.dir else {}
+    if args.since:
+        params["compareWith"] = api.find_scan(args.since)["uri"]
+    path = f"{api.scan_path(args.scan)}/files"
+    with api.http.stream("GET", path, params=params, headers={"Accept": "application/gzip"}) as response:
+        _check(response)
+        target = Path(args.output or _file_name(response, f"scan{args.scan}-files.tar.gz"))
+        partial = target.with_name(target.name + ".part")
+        with _transfer(target.name, 0, 0) as advance, open(partial, "wb") as out:
+            _save(response, out, advance)
+    partial.replace(target)
+    console.print(f"{target}: {_size(target.stat().st_size)}", highlight=False)
+    return 0
+
+
+def _file_name(response, default: str) -> str:
+    disposition = response.headers.get("content-disposition", "")
+    if "filename=" in disposition:
+        return Path(disposition.split("filename=")[-1].strip('"')).name  # never a path of the server's choosing
+    return default
+
+
+def _check(response) -> None:
+    if response.status_code >= 400:
+        response.read()
+        raise ClientError(explain(response))
+
+
+def _save(response, out, advance) -> None:
+    for block in response.iter_bytes(1 << 20):
+        out.write(block)
+        advance(len(block))
+
+
+@contextmanager
+def _transfer(name: str, total: int, done: int):
+    """A progress bar on stderr (when it is a terminal); yields the function that moves it on."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(name, total=total or None, completed=done)
+        yield lambda count: progress.advance(task, count)
 
 
 def run_delete(args: argparse.Namespace) -> int:

@@ -89,21 +89,31 @@ def _gzip_members(compressed: io.BufferedReader):
     return next_block
 
 
-def _unsafe_name(name: str) -> bool:
+def tar_stream(blobs: BlobStore, key: str) -> io.BufferedReader:
+    """The tar bytes of the archive at `key`, decompressed on the fly when it is gzipped."""
+    blocks = iter(blobs.read(key))
+    raw = io.BufferedReader(_Chunks(lambda: next(blocks, b"")), READ_BLOCK)
+    # Our agent writes a multi-member gzip (blocks compressed in parallel); tarfile's own gzip reading
+    # ("r|*", "r|gz") stops after the first member, so the members are decompressed here.
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        return io.BufferedReader(_Chunks(_gzip_members(raw)), READ_BLOCK)
+    return raw
+
+
+def member_path(name: str) -> str:
+    """A member's name as the report's paths are, without the leading '/': `etc/hosts`."""
+    return name.removeprefix("./").rstrip("/")
+
+
+def unsafe_name(name: str) -> bool:
     return name.startswith("/") or ".." in name.split("/") or name == ""
 
 
 def verify_overlay(blobs: BlobStore, key: str, expected_members: ExpectedMembers | None) -> OverlayCheck:
     """Read the archive at `key` once, and say what is wrong with it (`problems` empty when nothing)."""
     check = OverlayCheck()
-    blocks = iter(blobs.read(key))
-    raw = io.BufferedReader(_Chunks(lambda: next(blocks, b"")), READ_BLOCK)
-    # Our agent writes a multi-member gzip (blocks compressed in parallel); tarfile's own gzip reading
-    # ("r|*", "r|gz") stops after the first member, so the members are decompressed here.
-    source = io.BufferedReader(_Chunks(_gzip_members(raw)), READ_BLOCK) if raw.peek(2)[:2] == b"\x1f\x8b" \
-        else raw
     try:
-        with tarfile.open(fileobj=source, mode="r|") as archive:
+        with tarfile.open(fileobj=tar_stream(blobs, key), mode="r|") as archive:
             for member in archive:
                 _check_member(archive, member, check)
     except (tarfile.TarError, zlib.error, EOFError, OSError) as error:
@@ -117,15 +127,15 @@ def verify_overlay(blobs: BlobStore, key: str, expected_members: ExpectedMembers
 
 def _check_member(archive: tarfile.TarFile, member: tarfile.TarInfo, check: OverlayCheck) -> None:
     check.members += 1
-    name = member.name.removeprefix("./").rstrip("/")
-    if _unsafe_name(member.name):
+    name = member_path(member.name)
+    if unsafe_name(member.name):
         check.problem(f"unsafe member name {member.name!r} (absolute or with '..')")
         return
     if member.islnk():
-        if _unsafe_name(member.linkname):
+        if unsafe_name(member.linkname):
             check.problem(f"hard link {member.name!r} points to an unsafe name {member.linkname!r}")
-        elif member.linkname.rstrip("/") in check.found:
-            check.found[name] = check.found[member.linkname.rstrip("/")]
+        elif member_path(member.linkname) in check.found:
+            check.found[name] = check.found[member_path(member.linkname)]
         return
     if not member.isfile():
         return

@@ -11,13 +11,17 @@ from starlette.concurrency import run_in_threadpool
 from ..db import contents, queries
 from ..db.models import Scan, ScannedPackage, User
 from ..errors import BadRequest, Conflict, NotFound
+from ..file_archive import chosen_files
 from ..wire import resources
 from ..wire.negotiation import read_resource, render
 from .deps import Services, db_session, migration_user, services
+from .overlay import content_disposition
 
 router = APIRouter(tags=["scan contents"])
 SCAN = "/users/{uid}/scannedinstances/{siid}/scans/{sid}"
 MAX_COMPARE_FILES = 10000
+ARCHIVE_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar", "application/x-compressed-tar",
+                 "application/octet-stream"}
 
 
 def ingested_scan(session: Session, owner: User, siid: int, sid: int) -> Scan:
@@ -105,6 +109,8 @@ def list_files(request: Request, siid: int, sid: int, added: bool = True, pkgFil
     scan = ingested_scan(session, owner, siid, sid)
     selection = contents.file_filter(added, pkgFiles, changeType, dir, rellevel, search)
     base = other_scan(session, owner, compareWith).id if compareWith else delta_base(session, scan, delta)
+    if _wants_archive(request):
+        return _files_archive(request, session, scan, base, selection)
     if base is not None:
         return _compared_files(request, session, scan, owner, base, selection, index, max or limit)
     return _file_listing(request, session, scan, owner, selection, index, max or limit)
@@ -120,6 +126,26 @@ def _file_listing(request: Request, session: Session, scan: Scan, owner: User,
     items = [resources.scanned_file(row, uri, scan.instance_id)
              for row in session.scalars(queries.page(query, index, max_items))]
     return render(request, "scannedFiles", resources.listing("scannedFiles", items, total))
+
+
+def _wants_archive(request: Request) -> bool:
+    """`Accept` names only archive types: the client wants the files themselves, not a listing."""
+    accepted = {part.split(";")[0].strip() for part in request.headers.get("accept", "").split(",")} - {""}
+    return bool(accepted) and accepted <= ARCHIVE_TYPES
+
+
+def _files_archive(request: Request, session: Session, scan: Scan, base: int | None,
+                   selection: contents.FileFilter) -> StreamingResponse:
+    """A tar.gz of the chosen files (those new or changed since `base` when given), cut from the overlay."""
+    if scan.overlay_key is None or not scan.binaries_extracted:
+        raise NotFound(f"scan {scan.id} has no checked overlay to take files from")
+    query = contents.files_differing(base, scan.id, selection)[0] if base is not None \
+        else contents.files_query(scan.id, selection)
+    wanted = {path.lstrip("/") for path in session.scalars(query.with_only_columns(contents.ScannedFile.path))}
+    name = f"{scan.instance.name}-scan{scan.id}-files.tar.gz"
+    return StreamingResponse(chosen_files(request.app.state.services.blobs, scan.overlay_key, wanted),
+                             media_type="application/gzip",
+                             headers={"Content-Disposition": content_disposition(name)})
 
 
 def _wants_text(request: Request) -> bool:

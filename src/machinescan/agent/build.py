@@ -7,7 +7,8 @@ import tempfile
 import zipapp
 
 INTERPRETER = "/usr/bin/env python3"
-MAIN = "machinescan.agent.cli:main"
+# zipapp's `main=` would drop main()'s return value: the archive's exit status must be the agent's.
+MAIN_SCRIPT = "import sys\n\nfrom machinescan.agent.cli import main\n\nsys.exit(main())\n"
 # What the agent needs on the scanned machine: the package marker, the report format and the agent itself.
 INCLUDED = ("__init__.py", "report", "agent")
 
@@ -38,7 +39,9 @@ def build(target):
     staging = tempfile.mkdtemp(prefix="machinescan-agent-build-")
     try:
         copy_sources(package_dir(), staging)
-        zipapp.create_archive(staging, target, interpreter=INTERPRETER, main=MAIN)
+        with open(os.path.join(staging, "__main__.py"), "w") as script:
+            script.write(MAIN_SCRIPT)
+        zipapp.create_archive(staging, target, interpreter=INTERPRETER)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

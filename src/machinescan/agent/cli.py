@@ -64,6 +64,9 @@ def build_parser():
     server = parser.add_argument_group("server (uforge-scan compatible)")
     server.add_argument("-u", dest="user", metavar="USER", help="user login on the server")
     server.add_argument("-p", dest="password", metavar="PASSWORD", help="password of USER")
+    server.add_argument("--password-stdin", action="store_true",
+                        help="read the password of USER from the first line of standard input instead of -p, "
+                             "so that it never shows in the process list")
     server.add_argument("-a", dest="api_key", metavar="KEY", help="public API key (instead of -p)")
     server.add_argument("-s", dest="secret", metavar="SECRET", help="secret API key that goes with -a")
     server.add_argument("-U", dest="url", metavar="URL", help="server URL, e.g. http://host:8080/api")
@@ -130,6 +133,10 @@ def main(argv=None):
     problem = usage_problem(args)
     if problem:
         parser.error(problem)
+    if args.password_stdin:
+        args.password = read_password(sys.stdin)
+        if not args.password:
+            parser.error("--password-stdin: the first line of standard input is empty")
     try:
         if args.probe:
             return run_probe(args)
@@ -155,15 +162,25 @@ def usage_problem(args):
     if args.url:
         if not args.user:
             return "-U needs the user: -u USER (with -p PASSWORD, or -a KEY -s SECRET)"
-        if not args.password and not args.api_key:
-            return "-U needs credentials: -p PASSWORD, or -a KEY -s SECRET"
+        if not args.password and not args.password_stdin and not args.api_key:
+            return "-U needs credentials: -p PASSWORD, --password-stdin, or -a KEY -s SECRET"
     elif args.output is None:
         return "nothing to do: give --output DIR to write the files, or -U URL -u USER -p PASSWORD to upload"
+    if args.password_stdin and (args.password or args.api_key):
+        return "--password-stdin replaces -p and -a/-s: give only one kind of credentials"
     if args.api_key and not args.secret:
         return "-a KEY needs its secret key: -s SECRET"
     if not os.path.isdir(args.root):
         return "--root %s is not a directory" % args.root
     return None
+
+
+def read_password(stream):
+    """The first line of `stream`, read as UTF-8 bytes whatever the locale (a bare ssh session may be ASCII)."""
+    line = stream.buffer.readline() if hasattr(stream, "buffer") else stream.readline()
+    if isinstance(line, bytes):
+        line = line.decode("utf-8")
+    return line.rstrip("\r\n")
 
 
 def scan_and_send(args):

@@ -19,9 +19,9 @@ from rich.table import Table
 from ..server.auth import MIGRATION_ACCESS, add_user
 from ..server.db.models import User
 from .admin import add_state_options, ensure_first_admin, settings_from
+from .scan import AGENT
 
 console = Console(stderr=True)
-AGENT = Path(__file__).resolve().parents[3] / "dist" / "machinescan-agent.pyz"
 
 
 def add_commands(commands) -> None:

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import admin, browse, demo
+from . import admin, browse, demo, scan
 from .client import ClientError
 
 
@@ -16,13 +16,15 @@ def build_parser() -> argparse.ArgumentParser:
                "  echo 's3cret' | machinescan user add alice --entitlement migration_access --password-stdin\n"
                "  machinescan user apikey alice\n"
                "  machinescan list --user alice --password s3cret\n"
-               "  machinescan compare 3 4\n",
+               "  machinescan compare 3 4\n"
+               "  machinescan scan --host root@web1 -o\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     admin.add_commands(commands)
     browse.add_commands(commands)
     demo.add_commands(commands)
+    scan.add_commands(commands)
     return parser
 
 

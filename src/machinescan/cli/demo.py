@@ -80,15 +80,14 @@ def start_server(app, host: str, port: int):
 def run_agent(url: str, user: str, password: str, args, data_dir: Path) -> int:
     if not AGENT.exists():
         raise SystemExit(f"the agent is not built: run `make agent` (expected {AGENT})")
-    command = [sys.executable, str(AGENT), "-U", url, "-u", user, "-p", password, "-n", socket.gethostname(),
+    command = [sys.executable, str(AGENT), "-U", url, "-u", user, "--password-stdin", "-n", socket.gethostname(),
                "--root", args.root, "-e", str(data_dir.resolve())]
     if not args.no_overlay:
         command.append("-o")
     for path in args.excludes:
         command += ["-e", path]
-    shown = [part if part != password else "***" for part in command]
-    console.print(f"[bold]scanning[/bold] {args.root}: {' '.join(shown)}", highlight=False)
-    return subprocess.run(command).returncode
+    console.print(f"[bold]scanning[/bold] {args.root}: {' '.join(command)}", highlight=False)
+    return subprocess.run(command, input=password.encode() + b"\n").returncode
 
 
 def wait_until_processed(client: httpx.Client, scan_uri: str) -> dict:

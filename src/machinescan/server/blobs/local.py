@@ -2,12 +2,20 @@
 
 A partial upload is a file of its own under the key's folder (`<key>.partial-<random>`, so it goes with
 its scan's prefix). A chunk is staged in place: written past the acknowledged bytes under an exclusive
-`flock`, with writeback started block by block (so the fsync at `append` finds little left to write and
-the disk works while the network delivers), and cut back to the acknowledged offset if it is discarded.
-Each byte reaches the disk once.
+`flock`, and cut back to the acknowledged offset if it is discarded. Each byte reaches the disk once.
+
+Bytes are written with direct I/O (`O_DIRECT`) where the filesystem allows it. Each chunk must be on the
+disk before its 201, and through the page cache that costs a copy into the cache, the reclaim of other
+cached pages, then the writeback at `fdatasync`: 172 MB/s on this project's machines, against 1 GB/s for
+the same 8 MiB chunks written directly and then `fdatasync`ed (see bench/upload.py). Direct I/O needs
+block-aligned memory, offsets and lengths: `AlignedFile` gathers the bytes in a page-aligned buffer that
+starts at the block holding the write position (re-reading the head of that block), writes whole blocks,
+pads the last one, and cuts the file back to the real end before it syncs.
 """
 
+import errno
 import fcntl
+import mmap
 import os
 import shutil
 import threading
@@ -28,36 +36,128 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+ALIGNMENT = 4096  # direct I/O block size: the largest logical block of common disks, a multiple of 512
+DIRECT_BUFFER = 1024 * 1024
+
+
+def _open_direct(path: Path) -> int | None:
+    """A descriptor that writes around the page cache; None where the filesystem refuses (tmpfs, FUSE)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _pwrite_all(fd: int, data, position: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, position)
+        view = view[written:]
+        position += written
+
+
+class AlignedFile:
+    """Appends to an open file from `position` on, with direct I/O when it can; `sync` makes it durable.
+
+    `fd` stays the caller's: it reads the head of the first block, cuts the file to its end and syncs it.
+    Bytes written past the end by the padding of the last block are cut before the sync, and a crash
+    before that leaves them past the acknowledged offset, where they are dropped like any unacknowledged
+    byte.
+    """
+
+    def __init__(self, path: Path, fd: int, position: int):
+        self._fd = fd
+        self.end = position
+        self._direct = _open_direct(path)
+        if self._direct is not None:
+            self._buffer = mmap.mmap(-1, DIRECT_BUFFER)  # page-aligned, as direct I/O needs
+            self._buffer_start = position - position % ALIGNMENT
+            head = os.pread(fd, position - self._buffer_start, self._buffer_start)
+            self._buffer[:len(head)] = head
+            self._filled = len(head)
+
+    def write(self, block: bytes) -> None:
+        if self._direct is None:
+            _pwrite_all(self._fd, block, self.end)
+            self.end += len(block)
+            return
+        view = memoryview(block)
+        while view:
+            piece = view[:DIRECT_BUFFER - self._filled]
+            self._buffer[self._filled:self._filled + len(piece)] = piece
+            self._filled += len(piece)
+            view = view[len(piece):]
+            if self._filled == DIRECT_BUFFER:
+                self._flush()
+        self.end += len(block)
+
+    def _flush(self) -> None:
+        """Write the buffer as whole blocks, the last one padded; a full buffer starts anew after it."""
+        padded = -(-self._filled // ALIGNMENT) * ALIGNMENT
+        try:
+            _pwrite_all(self._direct, memoryview(self._buffer)[:padded], self._buffer_start)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            # The filesystem took O_DIRECT at open but not these writes: go on through the page cache.
+            _pwrite_all(self._fd, memoryview(self._buffer)[:self._filled], self._buffer_start)
+            self.close()
+            return
+        if self._filled == DIRECT_BUFFER:
+            self._buffer_start += DIRECT_BUFFER
+            self._filled = 0
+
+    def sync(self) -> None:
+        """Everything written is on the disk and the file ends where the writes ended."""
+        if self._direct is not None and self._filled:
+            self._flush()
+        os.ftruncate(self._fd, self.end)
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._direct is not None:
+            os.close(self._direct)
+            self._buffer.close()
+            self._direct = None
+
+
 class LocalBlobWriter(BlobWriter):
     def __init__(self, staging_path: Path, final_path: Path):
         self._staging_path = staging_path
         self._final_path = final_path
-        self._file = open(staging_path, "wb")
+        self._fd = os.open(staging_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._file = AlignedFile(staging_path, self._fd, 0)
 
     def write(self, block: bytes) -> None:
         self._file.write(block)
 
     def commit(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._file.sync()
+        self._close()
         self._final_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._staging_path, self._final_path)
         _fsync_dir(self._final_path.parent)
 
     def abort(self) -> None:
-        self._file.close()
+        self._close()
         self._staging_path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            self._file.close()
+            os.close(self._fd)
+            self._fd = None
 
 
 class LocalStagedChunk(StagedChunk):
     """The next chunk, written in place past the acknowledged offset of a partial file held with `flock`."""
 
     def __init__(self, path: Path, offset: int):
+        self.path = path
         self.offset = offset
         self.size = 0
         self.appended = False
-        self._written = False
+        self._file: AlignedFile | None = None  # opened at the first write, once the flock is held
         self._lock = threading.Lock()  # a write still running on a worker thread finishes before discard
         self.fd: int | None = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         fcntl.flock(self.fd, fcntl.LOCK_EX)  # waits for another request staging on this upload
@@ -66,31 +166,23 @@ class LocalStagedChunk(StagedChunk):
         with self._lock:
             if self.fd is None:
                 raise OSError("write to a discarded chunk")
-            if not self._written:
-                self._start()
-            position = self.offset + self.size
-            view = memoryview(block)
-            while view:
-                written = os.pwrite(self.fd, view, position)
-                view = view[written:]
-                position += written
+            self._started().write(block)
             self.size += len(block)
 
-    def _start(self) -> None:
-        stored = os.fstat(self.fd).st_size
-        if stored < self.offset:
-            raise OSError(f"the partial upload holds {stored} bytes, fewer than the {self.offset} "
-                          f"acknowledged: the storage lost data")
-        if stored > self.offset:
-            os.ftruncate(self.fd, self.offset)  # never acknowledged: a failed chunk or a crash mid-chunk
-        self._written = True
+    def _started(self) -> AlignedFile:
+        if self._file is None:
+            stored = os.fstat(self.fd).st_size
+            if stored < self.offset:
+                raise OSError(f"the partial upload holds {stored} bytes, fewer than the {self.offset} "
+                              f"acknowledged: the storage lost data")
+            if stored > self.offset:
+                os.ftruncate(self.fd, self.offset)  # never acknowledged: a failed chunk or a crash mid-chunk
+            self._file = AlignedFile(self.path, self.fd, self.offset)
+        return self._file
 
     def make_durable(self) -> None:
         with self._lock:
-            if not self._written:
-                self._start()
-            os.ftruncate(self.fd, self.offset + self.size)
-            os.fdatasync(self.fd)
+            self._started().sync()
             self.appended = True
 
     def discard(self) -> None:
@@ -98,8 +190,10 @@ class LocalStagedChunk(StagedChunk):
             if self.fd is None:
                 return
             try:
-                if self._written and not self.appended:
-                    os.ftruncate(self.fd, self.offset)
+                if self._file is not None:
+                    self._file.close()
+                    if not self.appended:
+                        os.ftruncate(self.fd, self.offset)
             finally:
                 os.close(self.fd)  # releases the flock
                 self.fd = None

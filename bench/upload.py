@@ -7,7 +7,9 @@
 Uploads one random file in chunks over loopback to a fresh `machinescan serve` (SQLite, local blobs,
 each chunk fsynced before its 201) and to `@tus/server` + `@tus/file-store` (installed with `npm install`
 into the scratch folder), then writes the same number of bytes with `dd conv=fdatasync`. Prints MB/s of
-each, the ratios, and our server's peak RSS (VmHWM) against its RSS before the upload.
+each, the ratios, and our server's peak RSS (VmHWM) against its RSS before the upload. dd runs twice:
+through the page cache, and with `oflag=direct`, which is how our local blob store writes (see
+src/machinescan/server/blobs/local.py). tus acknowledges a PATCH without any fsync, so it does less.
 Goals (measured, not asserted): >= 1.5x tus, >= 60 % of dd, RSS growth <= 64 MB for 4 GiB.
 """
 
@@ -193,11 +195,11 @@ def run_tus(scratch: Path, source: Path, size: int, chunk_size: int) -> dict:
 # ---------------------------------------------------------------- dd
 
 
-def run_dd(scratch: Path, size: int, chunk_size: int) -> dict:
+def run_dd(scratch: Path, size: int, chunk_size: int, *flags: str) -> dict:
     target = scratch / "dd.bin"
     started = time.perf_counter()
     subprocess.run(["dd", "if=/dev/zero", f"of={target}", f"bs={chunk_size}", f"count={size // chunk_size}",
-                    "conv=fdatasync"], check=True, stderr=subprocess.DEVNULL)
+                    "conv=fdatasync", *flags], check=True, stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
     target.unlink()
     return {"seconds": elapsed}
@@ -222,6 +224,7 @@ def main() -> int:
         if tus:
             shutil.rmtree(scratch / "tus" / "files")
         dd = run_dd(scratch, size, chunk_size)
+        dd_direct = run_dd(scratch, size, chunk_size, "oflag=direct")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -232,9 +235,11 @@ def main() -> int:
     if tus:
         print(f"tus (node)   {rate(tus):8.1f} MB/s  ({tus['seconds']:.2f} s, @tus/file-store)")
     print(f"dd           {rate(dd):8.1f} MB/s  ({dd['seconds']:.2f} s, conv=fdatasync)")
+    print(f"dd direct    {rate(dd_direct):8.1f} MB/s  ({dd_direct['seconds']:.2f} s, conv=fdatasync oflag=direct)")
     if tus:
         print(f"ours / tus   {rate(ours) / rate(tus):8.2f}x   (goal >= 1.5)")
     print(f"ours / dd    {rate(ours) / rate(dd):8.0%}    (goal >= 60 %)")
+    print(f"ours / dd direct {rate(ours) / rate(dd_direct):4.0%}")
     growth = (ours["peak_rss_kib"] - ours["rss_before_kib"]) / 1024
     print(f"server RSS   {ours['rss_before_kib'] / 1024:.1f} MiB before, peak {ours['peak_rss_kib'] / 1024:.1f} MiB "
           f"(growth {growth:.1f} MiB; goal <= 64 MB for 4 GiB)")

@@ -228,25 +228,34 @@ def sha256_of(blocks: Iterator[bytes], hasher=None) -> "hashlib._Hash":
 # ================================================================ streaming a request body
 
 class _Sink:
-    """Where body blocks go, on a worker thread: CRC-32, sha256 (when tracked) and the staged bytes."""
+    """Where body blocks go, on worker threads: the staged bytes with their CRC-32, and the sha256 beside.
+
+    The two run on separate threads at once (zlib, hashlib and file writes release the GIL), so a block
+    costs the slower of the two rather than their sum while the event loop receives the next one.
+    """
 
     def __init__(self, target: StagedChunk | BlobWriter, hasher=None):
         self.target = target
         self.hasher = hasher
         self.crc32 = 0
 
-    def __call__(self, block: bytearray) -> None:
-        self.crc32 = zlib.crc32(block, self.crc32)  # zlib and hashlib release the GIL on large blocks
-        if self.hasher is not None:
-            self.hasher.update(block)
+    def _store(self, block: bytearray) -> None:
+        self.crc32 = zlib.crc32(block, self.crc32)
         self.target.write(block)
+
+    def feed(self, block: bytearray) -> list[asyncio.Future]:
+        """Start taking one block; the caller awaits the futures before it feeds the next."""
+        work = [asyncio.ensure_future(run_in_threadpool(self._store, block))]
+        if self.hasher is not None:
+            work.append(asyncio.ensure_future(run_in_threadpool(self.hasher.update, block)))
+        return work
 
 
 async def stream_body(blocks: AsyncIterator[bytes], sink: _Sink, limit: int, over_limit: ApiError) -> int:
     """Feed the body to `sink` in WRITE_BLOCK pieces, one in flight while the next arrives; returns its size."""
     size = 0
     pending = bytearray()
-    in_flight: asyncio.Future | None = None
+    in_flight: list[asyncio.Future] = []
     try:
         async for block in blocks:
             size += len(block)
@@ -254,20 +263,18 @@ async def stream_body(blocks: AsyncIterator[bytes], sink: _Sink, limit: int, ove
                 raise over_limit
             pending += block
             if len(pending) >= WRITE_BLOCK:
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.ensure_future(run_in_threadpool(sink, pending))
+                await asyncio.gather(*in_flight)
+                in_flight = sink.feed(pending)
                 pending = bytearray()
-        if in_flight is not None:
-            await in_flight
-            in_flight = None
+        await asyncio.gather(*in_flight)
+        in_flight = []
         if pending:
-            await run_in_threadpool(sink, pending)
+            await asyncio.gather(*sink.feed(pending))
     except ClientDisconnect:
         raise BadRequest("the client went away before the whole body arrived; nothing was stored") from None
     finally:
-        if in_flight is not None:  # let the write end before the caller discards its target
-            await asyncio.wait([in_flight])
+        if in_flight:  # let the writes end before the caller discards their target
+            await asyncio.wait(in_flight)
     return size
 
 

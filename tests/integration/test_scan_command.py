@@ -173,7 +173,7 @@ def test_a_key_the_host_refuses_is_one_clear_error(sshd, alice, tmp_path):
     keygen(tmp_path / "stranger_key")
     result = machinescan(alice, "--host", "root@127.0.0.1", *sshd.options(tmp_path / "stranger_key"),
                          "--root", str(tree(tmp_path)))
-    assert result.returncode == 2
+    assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("machinescan: ssh to root@127.0.0.1 failed: ") and "Permission denied" in line
     assert "--identity" in line
@@ -196,7 +196,7 @@ def test_an_unreachable_host_is_one_clear_error_and_no_scan(alice, tmp_path):
     closed_port = free_port()
     result = machinescan(alice, "--host", "root@127.0.0.1", "--ssh-port", str(closed_port),
                          "--root", str(tree(tmp_path)))
-    assert result.returncode == 2
+    assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line == (f"machinescan: ssh to root@127.0.0.1 failed: ssh: connect to host 127.0.0.1 port {closed_port}: "
                     "Connection refused (is sshd running there? check --host and --ssh-port)")

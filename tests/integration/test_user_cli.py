@@ -21,7 +21,7 @@ def test_user_commands_manage_users_that_the_server_accepts(tmp_path):
     plain = machinescan(data_dir, "user", "add", "bob", "--password-stdin", stdin="pw-bob\n")
     assert plain.returncode == 0 and "machinescan user entitle bob migration_access" in plain.stderr
     duplicate = machinescan(data_dir, "user", "add", "alice", "--password-stdin", stdin="x\n")
-    assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
     listing = machinescan(data_dir, "user", "list").stdout.splitlines()
     assert [line.split()[0] for line in listing[1:]] == ["alice", "bob"]
     key_lines = machinescan(data_dir, "user", "apikey", "alice").stdout.splitlines()

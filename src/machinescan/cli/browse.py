@@ -5,14 +5,15 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl
 
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 from .client import Api, ClientError, connection_from, explain
+from . import terminal
 
-console = Console()
+console = terminal.console()
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +60,7 @@ def add_commands(commands) -> None:
     what.add_argument("--files", action="store_true", help="a tar.gz of the changed files only")
     download.add_argument("--dir", help="with --files: only files under this folder")
     download.add_argument("--since", type=int, metavar="SCAN_B",
-                          help="with --files: only files new or changed since scan SCAN_B of the same machine")
+                          help="with --files: only files new or changed since scan SCAN_B (usually an earlier scan of the same machine)")
     download.add_argument("-o", "--output", help="file to write (default: the server's file name)")
     delete = command("delete", run_delete, "delete a scan")
     delete.add_argument("scan", type=int, metavar="SCAN")
@@ -179,6 +180,9 @@ def run_compare(args: argparse.Namespace) -> int:
     api = api_from(args)
     path_a, path_b = api.scan_path(args.scan_a), api.scan_path(args.scan_b)
     result = api.request("POST", path_b, json={"scanAUri": path_a.lstrip("/"), "scanBUri": path_b.lstrip("/")}).json()
+    # The answer holds the first files only (UForge clients take it whole); its filesUri pages through all.
+    files_path, _, query = result["filesUri"].partition("?")
+    result["extraFiles"] = list(api.pages("/" + files_path, "scannedFiles", **dict(parse_qsl(query))))
     if args.json:
         emit_json(result)
         return 0
@@ -201,18 +205,28 @@ def run_download(args: argparse.Namespace) -> int:
         raise ClientError("--dir and --since choose files: add --files")
     path = f"{api.scan_path(args.scan)}/overlay"
     head = api.request("HEAD", path)
-    total = int(head.headers.get("content-length") or head.headers.get("upload-length") or 0)
+    total = int(head.headers.get("upload-length") or 0)  # HEAD is the upload status: no Content-Length
     target = Path(args.output or _file_name(head, f"overlay-{args.scan}.tar.gz"))
-    done = target.stat().st_size if target.exists() else 0
-    if total and done == total:
-        console.print(f"{target} is already complete ({_size(total)})")
+    if target.exists() and target.stat().st_size == total:
+        console.print(f"{target} is already complete ({_size(total)})", highlight=False)
         return 0
-    headers = {"Range": f"bytes={done}-", "If-Range": head.headers.get("etag", "")} if 0 < done < total else {}
-    with _transfer(target.name, total, done) as advance, \
-            api.http.stream("GET", path, headers={**headers, "Accept": "application/octet-stream"}) as response:
-        _check(response)
-        with open(target, "ab" if response.status_code == 206 else "wb") as out:
-            _save(response, out, advance)
+    # Bytes arrive in `<target>.part`, renamed when complete: a cut download never sits under the final name.
+    partial = target.with_name(target.name + ".part")
+    done = partial.stat().st_size if partial.exists() else 0
+    headers = {}
+    if 0 < done < total:
+        headers = {"Range": f"bytes={done}-", "If-Range": head.headers.get("etag", "")}
+        console.print(f"resuming {partial} at byte {done} of {total}", highlight=False)
+    try:
+        with _transfer(target.name, total, done) as advance, \
+                api.http.stream("GET", path, headers={**headers, "Accept": "application/octet-stream"}) as response:
+            _check(response)
+            with open(partial, "ab" if response.status_code == 206 else "wb") as out:
+                _save(response, out, advance)
+    except KeyboardInterrupt:
+        raise ClientError(f"interrupted: {partial} holds what arrived; run the same command again to resume") \
+            from None
+    partial.replace(target)
     console.print(f"{target}: {_size(target.stat().st_size)}", highlight=False)
     return 0
 
@@ -258,7 +272,7 @@ def _save(response, out, advance) -> None:
 def _transfer(name: str, total: int, done: int):
     """A progress bar on stderr (when it is a terminal); yields the function that moves it on."""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
+                  console=terminal.console(stderr=True), disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task(name, total=total or None, completed=done)
         yield lambda count: progress.advance(task, count)
 

@@ -29,13 +29,19 @@ def connection_from(url: str | None, user: str | None, password: str | None,
     """Flags first, then MACHINESCAN_URL/USER/PASSWORD, then the config file ([server] url, user, password)."""
     config = {}
     if config_path.is_file():
-        config = tomllib.loads(config_path.read_text()).get("server", {})
+        try:
+            config = tomllib.loads(config_path.read_text()).get("server", {})
+        except tomllib.TOMLDecodeError as error:
+            raise ClientError(f"{config_path} is not valid TOML ({error}): mend it or remove it") from None
     url = url or os.environ.get("MACHINESCAN_URL") or config.get("url") or DEFAULT_URL
     user = user or os.environ.get("MACHINESCAN_USER") or config.get("user")
     password = password or os.environ.get("MACHINESCAN_PASSWORD") or config.get("password")
-    if not user or password is None:
+    if not user:
         raise ClientError("who are you? give --user and --password, set MACHINESCAN_USER and MACHINESCAN_PASSWORD, "
                           f"or write them in {config_path} ([server] user = \"…\", password = \"…\")")
+    if password is None:
+        raise ClientError(f"no password for {user}: give --password, set MACHINESCAN_PASSWORD, or write it in "
+                          f"{config_path} ([server] password = \"…\")")
     return Connection(url.rstrip("/"), user, password)
 
 
@@ -58,13 +64,16 @@ class Api:
         except httpx.TransportError as error:
             raise ClientError(f"the connection to {self.connection.url} failed: {error}") from None
         if response.status_code >= 400:
-            raise ClientError(explain(response))
+            hint = ""
+            if response.status_code == 404 and not self.connection.url.endswith("/api"):
+                hint = f" (the API lives under /api: try --url {self.connection.url}/api)"
+            raise ClientError(explain(response) + hint)
         return response
 
     def get(self, path: str, **params) -> dict:
         return self.request("GET", path, params=params).json()
 
-    def pages(self, path: str, key: str, page_size: int = 1000, **params):
+    def pages(self, path: str, key: str, page_size: int = 10000, **params):
         """Every item of a paged list, fetched a page at a time."""
         index = 0
         while True:

@@ -13,15 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
-from rich.console import Console
 from rich.table import Table
 
 from ..server.auth import MIGRATION_ACCESS, add_user
 from ..server.db.models import User
 from .admin import add_state_options, ensure_first_admin, settings_from
 from .scan import AGENT
+from . import terminal
 
-console = Console(stderr=True)
+console = terminal.console(stderr=True)
 
 
 def add_commands(commands) -> None:
@@ -72,7 +72,7 @@ def start_server(app, host: str, port: int):
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise SystemExit(f"the server could not start on {host}:{port} (is the port taken? use --port)")
+            raise SystemExit(f"the server could not start on {host}:{port} (is the port taken? choose another: MACHINESCAN_PORT=8081 make run, or --port)")
         time.sleep(0.05)
     return server, thread
 

@@ -1,6 +1,7 @@
 """The `machinescan` command: run the server, administer users, and (later) browse scans."""
 
 import argparse
+import os
 import sys
 
 from . import admin, browse, demo, scan
@@ -28,15 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FAILED = 1  # the command could not do its work; 2 is argparse's, for a command line it cannot read
+INTERRUPTED = 130
+OUTPUT_CLOSED = 141  # as a process killed by SIGPIPE, the way `… | head` expects
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
     except (admin.CommandError, ClientError) as error:
         print(f"machinescan: {error}", file=sys.stderr)
-        return 2
+        return FAILED
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
+    except BrokenPipeError:
+        # The reader (`head`, `less`) has gone: stop quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OUTPUT_CLOSED
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from . import terminal
 from .browse import _size, add_connection_options, emit_json
 from .client import Api, ClientError, connection_from
 
@@ -28,7 +28,7 @@ COMMAND_NOT_FOUND = 127
 OLDEST_PYTHON = (3, 6)
 POLL_SECONDS = 0.5
 
-console = Console(stderr=True, soft_wrap=True)
+console = terminal.console(stderr=True)
 
 EXAMPLES = """\
 examples:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ..errors import BadRequest, NotFound
 from .models import Scan, ScannedInstance, User
 
-MAX_PAGE = 1000
+MAX_PAGE = 10000  # items of one page: large enough that a whole scan pages through in a few requests
 
 INSTANCE_ORDER = {
     "name": ScannedInstance.name,

@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .client import Api, ClientError, connection_from, explain
 from . import terminal
+from .client import Api, ClientError, connection_from, explain
 
 console = terminal.console()
 

@@ -17,9 +17,9 @@ from rich.table import Table
 
 from ..server.auth import MIGRATION_ACCESS, add_user
 from ..server.db.models import User
+from . import terminal
 from .admin import add_state_options, ensure_first_admin, settings_from
 from .scan import AGENT
-from . import terminal
 
 console = terminal.console(stderr=True)
 

@@ -73,3 +73,22 @@ def test_piped_tables_keep_each_row_on_one_line(server, alice):
     result = machinescan(alice, "list")
     assert result.returncode == 0, result.stderr
     assert any(long_name in line for line in result.stdout.splitlines())
+
+
+def test_delete_instance_removes_it_with_its_scans(server, alice):
+    overlay = new_scan(server, alice)
+    with server.client(alice) as http:
+        [instance] = http.get(f"/users/{alice.login}/scannedinstances", headers=JSON).json()["scannedInstances"]
+        kept = http.post(f"/users/{alice.login}/scannedinstances", json={"name": "kept"}, headers=JSON)
+        assert kept.status_code == 201
+
+        result = machinescan(alice, "delete", "--instance", instance["name"])
+
+        assert result.returncode == 0, result.stderr
+        left = http.get(f"/users/{alice.login}/scannedinstances", headers=JSON).json()["scannedInstances"]
+        assert [item["name"] for item in left] == ["kept"]
+        assert http.get(f"/users/{alice.login}/scans", params={"id": overlay.scan_id},
+                        headers=JSON).json()["scans"] == []
+    unknown = machinescan(alice, "delete", "--instance", "no-such-machine")
+    assert unknown.returncode == 1 and "no scanned instance named 'no-such-machine'" in unknown.stderr
+    assert machinescan(alice, "delete").returncode == 2  # neither a scan nor --instance

@@ -62,8 +62,12 @@ def add_commands(commands) -> None:
     download.add_argument("--since", type=int, metavar="SCAN_B",
                           help="with --files: only files new or changed since scan SCAN_B (usually an earlier scan of the same machine)")
     download.add_argument("-o", "--output", help="file to write (default: the server's file name)")
-    delete = command("delete", run_delete, "delete a scan")
-    delete.add_argument("scan", type=int, metavar="SCAN")
+    delete = command("delete", run_delete, "delete a scan, or a scanned instance with all its scans",
+                     "Delete a scan (`machinescan delete 3`) or a scanned instance with every scan of it "
+                     "(`machinescan delete --instance web1`), their stored reports and overlays included.")
+    which = delete.add_mutually_exclusive_group(required=True)
+    which.add_argument("scan", type=int, metavar="SCAN", nargs="?", help="scan id, as `list` shows it")
+    which.add_argument("--instance", metavar="NAME", help="the scanned instance of that name")
 
 
 def emit_json(value) -> None:
@@ -279,6 +283,13 @@ def _transfer(name: str, total: int, done: int):
 
 def run_delete(args: argparse.Namespace) -> int:
     api = api_from(args)
-    api.request("DELETE", api.scan_path(args.scan))
-    console.print(f"scan {args.scan} deleted")
+    if args.instance is None:
+        api.request("DELETE", api.scan_path(args.scan))
+        console.print(f"scan {args.scan} deleted")
+        return 0
+    found = api.get(f"{api.user_path}/scannedinstances", name=args.instance).get("scannedInstances", [])
+    if not found:
+        raise ClientError(f"no scanned instance named {args.instance!r}: `machinescan list` shows yours")
+    api.request("DELETE", f"{api.user_path}/scannedinstances/{found[0]['dbId']}")
+    console.print(f"scanned instance {args.instance} deleted with its scans", highlight=False)
     return 0

@@ -121,3 +121,24 @@ def test_an_overlay_received_before_the_report_is_ingested_is_checked_afterwards
         process.wait(timeout=10)
         database.engine.dispose()
     assert (scan["validated"], scan["binariesExtracted"], scan["status"]["complete"]) == (True, True, True)
+
+
+def test_an_overlay_completed_while_the_report_is_ingested_is_still_checked(stopped_scan):
+    """The two halves finish at once: the overlay's transaction read the scan before the ingestion
+    committed. Whichever commits last must still see the other's flag and queue the overlay check."""
+    from machinescan.server.lifecycle import VERIFY_OVERLAY, overlay_received, report_ingested
+
+    _, database, uri = stopped_scan
+    scan_id = int(uri.rsplit("/", 1)[1])
+    with database.session() as overlay_side:
+        early = overlay_side.get(Scan, scan_id)
+        assert not early.validated  # read before the ingestion below commits
+        with database.session() as ingestion_side:
+            report_ingested(ingestion_side, scan_id, overlay_expected=True)
+        scan = overlay_received(overlay_side, scan_id, overlay_key="scans/x/overlay-1", overlay_size=10,
+                                overlay_sha256="0" * 64, overlay_name="overlay.tar.gz")
+        assert scan.validated and scan.binaries_received
+    with database.session() as session:
+        kinds = session.scalars(select(Job.kind).where(Job.scan_id == scan_id)).all()
+        assert VERIFY_OVERLAY in kinds
+        assert session.get(Scan, scan_id).status_message == "overlay received; checking it against the report"

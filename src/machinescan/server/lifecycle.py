@@ -16,7 +16,19 @@ VERIFY_OVERLAY = "verify_overlay"
 
 
 def report_ingested(session: Session, scan_id: int, **values) -> Scan:
-    session.execute(update(Scan).where(Scan.id == scan_id).values(validated=True, **values))
+    """The report is indexed (`values`: its counters); returns the scan as it now stands."""
+    return _set_and_advance(session, scan_id, validated=True, **values)
+
+
+def overlay_received(session: Session, scan_id: int, **values) -> Scan:
+    """The overlay is complete (`values`: where it is stored); returns the scan as it now stands."""
+    return _set_and_advance(session, scan_id, binaries_received=True, binaries_extracted=False, **values)
+
+
+def _set_and_advance(session: Session, scan_id: int, **values) -> Scan:
+    # The UPDATE locks the row first; the scan is read only then, so a Scan loaded earlier in the
+    # transaction (before the other step committed) cannot hide the other step's flag.
+    session.execute(update(Scan).where(Scan.id == scan_id).values(**values))
     scan = session.scalar(select(Scan).where(Scan.id == scan_id).execution_options(populate_existing=True))
     advance(session, scan)
     return scan

@@ -33,7 +33,7 @@ from .db import queries
 from .db import uploads as rows
 from .db.models import OverlayUpload, Scan, User, utcnow
 from .errors import ApiError, BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
-from .lifecycle import advance
+from .lifecycle import overlay_received
 from .wire import resources
 
 log = logging.getLogger("machinescan.uploads")
@@ -484,9 +484,8 @@ class OverlayUploads:
         return None
 
     def _set_overlay(self, session, scan: Scan, key: str, size: int, digest: str, name: str) -> None:
-        scan.overlay_key, scan.overlay_size, scan.overlay_sha256, scan.overlay_name = key, size, digest, name
-        scan.binaries_received, scan.binaries_extracted = True, False
-        advance(session, scan)
+        overlay_received(session, scan.id, overlay_key=key, overlay_size=size, overlay_sha256=digest,
+                         overlay_name=name)
 
     def _restart(self, session, scan: Scan, upload: OverlayUpload) -> None:
         rows.forget_chunks(session, upload.id)

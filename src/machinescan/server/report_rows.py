@@ -163,9 +163,6 @@ def _parse(scan_id: int, source, out) -> None:
             if not _absolute(record["path"]):
                 raise ReportError(f"file path {record['path']!r} is not absolute", line)
             files.append(file_row(scan_id, record))
-            change = "modified" if record["change"] == "metadata" else record["change"]
-            if change in totals.changes:
-                totals.changes[change] += 1
             if record.get("in_overlay") and record.get("size"):
                 totals.overlay_bytes += record["size"]
             if len(files) >= BATCH_ROWS:
@@ -173,13 +170,22 @@ def _parse(scan_id: int, source, out) -> None:
                 packages, files = [], []
         elif kind == "package":
             packages.append(package_row(scan_id, record))
-            totals.packages += 1
         elif kind == "header":
             header = record
         elif kind == "profile":
             profile = {name: value for name, value in record.items() if name != "type"}
+        elif kind == "trailer":
+            _count_from_trailer(totals, record)
     _send(out, ("rows", packages, files))
     _send(out, ("end", header, profile, vars(totals)))
+
+
+def _count_from_trailer(totals: Totals, trailer: dict) -> None:
+    """The reader has checked the trailer's counts against its own, so they spare counting each record."""
+    changes = trailer["changes"]
+    totals.packages = int(trailer["counts"].get("package", 0))
+    totals.changes = {"added": int(changes.get("added", 0)), "deleted": int(changes.get("deleted", 0)),
+                      "modified": int(changes.get("modified", 0)) + int(changes.get("metadata", 0))}
 
 
 def main() -> None:

@@ -1,17 +1,21 @@
-"""A report's database rows, parsed in a child process so that parsing and inserting use two cores.
+"""A report's database rows in batches, parsed next to the inserts: in a child process or in a thread.
 
-Why a process and not a thread: parsing is pure Python and holds the GIL all the time, and SQLite's driver
-gives the GIL back and takes it again for every row it inserts, so with a parsing thread next to it each
-insert waits for the parser's time slice and the two take turns instead of overlapping (the measurements
-are in the commit that introduced this module). The child imports only `machinescan.report` and this
-module: it never touches the database or the blob store, it reads the compressed report on its stdin and
-writes batches of row tuples on its stdout, marshalled (both ends are the same interpreter).
+Why a process for SQLite: parsing is pure Python and holds the GIL all the time, and SQLite's driver gives
+the GIL back and takes it again for every row it inserts, so with a parsing thread next to it each insert
+waits for the parser's time slice and the two take turns instead of overlapping (the measurements are in
+the commit that introduced this module). PostgreSQL does its share of the work in its own server process,
+so a thread is enough there, and cheaper than the marshalling a child needs. The child imports only
+`machinescan.report` and this module: it never touches the database or the blob store, it reads the
+compressed report on its stdin and writes batches of row tuples on its stdout, marshalled (both ends are
+the same interpreter).
 
     python -m machinescan.server.report_rows SCAN_ID  < report.jsonl.gz  > frames
 """
 
 import base64
+import contextlib
 import marshal
+import queue
 import struct
 import subprocess
 import sys
@@ -69,16 +73,46 @@ def _text(value):
 
 
 class ReportRows:
-    """The parent's side: starts the child, feeds it the report's blocks, and yields its batches of rows.
+    """Batches of rows as the parser makes them; subclasses say where the parser runs.
 
     After `batches()` has ended without an error, `header`, `profile` and `totals` hold what the report
-    says besides its rows. Use it as a context manager, so that the child is stopped whatever happens.
+    says besides its rows. Use it as a context manager, so that the parser is stopped whatever happens.
     """
 
-    def __init__(self, scan_id: int, blocks):
+    def __init__(self) -> None:
         self.header: dict | None = None
         self.profile: dict | None = None
         self.totals = Totals()
+
+    def __enter__(self) -> "ReportRows":
+        return self
+
+    def batches(self):
+        """Yield (package rows, file rows) as the parser makes them; ReportError when the report is invalid."""
+        while True:
+            kind, *payload = self._receive()
+            if kind == "rows":
+                yield payload
+                continue
+            self._raise_input_error()
+            if kind == "invalid":
+                raise ReportError(payload[0])
+            header, profile, totals = payload
+            self.header, self.profile, self.totals = header, profile, Totals(**totals)
+            return
+
+    def _receive(self) -> tuple:
+        raise NotImplementedError
+
+    def _raise_input_error(self) -> None:
+        """Raise the error that reading the blob met, if any: the parser then saw a cut-short report."""
+
+
+class ChildProcessRows(ReportRows):
+    """The parser runs in a child process that a thread of this one feeds with the report's blocks."""
+
+    def __init__(self, scan_id: int, blocks):
+        super().__init__()
         self.bytes_fed = 0
         self._feed_error: BaseException | None = None
         self._child = subprocess.Popen([sys.executable, "-m", __name__, str(scan_id)], stdin=subprocess.PIPE,
@@ -86,9 +120,6 @@ class ReportRows:
         self._feeder = threading.Thread(target=self._feed, args=(blocks,), name=f"feed-report-{scan_id}",
                                         daemon=True)
         self._feeder.start()
-
-    def __enter__(self) -> "ReportRows":
-        return self
 
     def __exit__(self, *_exc) -> None:
         if self._child.poll() is None:
@@ -98,23 +129,10 @@ class ReportRows:
         self._child.stdout.close()
         self._child.stderr.close()
 
-    def batches(self):
-        """Yield (package rows, file rows) as the child parses them; ReportError when the report is invalid."""
-        while True:
-            kind, *payload = self._receive()
-            if kind == "rows":
-                yield payload
-                continue
-            # The child read to the end of its input or stopped at an error: reading the blob may have failed
-            # first (the child then sees a cut-short report), and that is the error to report.
-            self._feeder.join()
-            if self._feed_error is not None:
-                raise self._feed_error
-            if kind == "invalid":
-                raise ReportError(payload[0])
-            header, profile, totals = payload
-            self.header, self.profile, self.totals = header, profile, Totals(**totals)
-            return
+    def _raise_input_error(self) -> None:
+        self._feeder.join()
+        if self._feed_error is not None:
+            raise self._feed_error
 
     def _receive(self) -> tuple:
         length = self._read_exactly(_FRAME_LENGTH.size)
@@ -145,13 +163,90 @@ class ReportRows:
                 pass
 
 
-def _send(out, message: tuple) -> None:
-    frame = marshal.dumps(message)
-    out.write(_FRAME_LENGTH.pack(len(frame)))
-    out.write(frame)
+class ThreadRows(ReportRows):
+    """The parser runs in a thread of this process; two batches at most wait for the consumer."""
+
+    def __init__(self, scan_id: int, blocks):
+        super().__init__()
+        self._reader = BlockReader(blocks)
+        self._messages: queue.Queue = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._parser = threading.Thread(target=self._run, args=(scan_id,), name=f"parse-report-{scan_id}",
+                                        daemon=True)
+        self._parser.start()
+
+    @property
+    def bytes_fed(self) -> int:
+        return self._reader.bytes_read
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._parser.join()
+
+    def _run(self, scan_id: int) -> None:
+        try:
+            _parse(scan_id, self._reader, self._put)
+            return
+        except _Stopped:
+            return
+        except ReportError as error:
+            last = ("invalid", str(error))
+        except BaseException as error:
+            last = ("failed", error)
+        with contextlib.suppress(_Stopped):
+            self._put(last)
+
+    def _put(self, message: tuple) -> None:
+        while not self._stop.is_set():  # a consumer that gave up takes nothing more: stop rather than block
+            try:
+                self._messages.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                pass
+        raise _Stopped
+
+    def _receive(self) -> tuple:
+        message = self._messages.get()
+        if message[0] == "failed":
+            raise message[1]
+        return message
 
 
-def _parse(scan_id: int, source, out) -> None:
+class _Stopped(Exception):
+    """The consumer of a ThreadRows has stopped."""
+
+
+class BlockReader:
+    """A read()-able view of the blob store's block iterator that counts the bytes read (for progress)."""
+
+    def __init__(self, blocks):
+        self._blocks = iter(blocks)
+        self._pending = b""
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._pending += block
+        if size < 0:
+            size = len(self._pending)
+        piece, self._pending = self._pending[:size], self._pending[size:]
+        self.bytes_read += len(piece)
+        return piece
+
+
+def _frame_writer(out):
+    """A `send` for _parse that writes length-prefixed marshalled messages to `out`."""
+    def send(message: tuple) -> None:
+        frame = marshal.dumps(message)
+        out.write(_FRAME_LENGTH.pack(len(frame)))
+        out.write(frame)
+    return send
+
+
+def _parse(scan_id: int, source, send) -> None:
     """The child's work: rows in batches of BATCH_ROWS files, then what the report says besides."""
     packages: list[tuple] = []
     files: list[tuple] = []
@@ -166,7 +261,7 @@ def _parse(scan_id: int, source, out) -> None:
             if record.get("in_overlay") and record.get("size"):
                 totals.overlay_bytes += record["size"]
             if len(files) >= BATCH_ROWS:
-                _send(out, ("rows", packages, files))
+                send(("rows", packages, files))
                 packages, files = [], []
         elif kind == "package":
             packages.append(package_row(scan_id, record))
@@ -176,8 +271,8 @@ def _parse(scan_id: int, source, out) -> None:
             profile = {name: value for name, value in record.items() if name != "type"}
         elif kind == "trailer":
             _count_from_trailer(totals, record)
-    _send(out, ("rows", packages, files))
-    _send(out, ("end", header, profile, vars(totals)))
+    send(("rows", packages, files))
+    send(("end", header, profile, vars(totals)))
 
 
 def _count_from_trailer(totals: Totals, trailer: dict) -> None:
@@ -192,10 +287,11 @@ def main() -> None:
     out = sys.stdout.buffer
     # Opened by descriptor, so that it has no name for errors to cite: the parent's messages name none.
     report = open(sys.stdin.fileno(), "rb", closefd=False)
+    send = _frame_writer(out)
     try:
-        _parse(int(sys.argv[1]), report, out)
+        _parse(int(sys.argv[1]), report, send)
     except ReportError as error:
-        _send(out, ("invalid", str(error)))
+        send(("invalid", str(error)))
     out.flush()
 
 

@@ -8,7 +8,7 @@ from ...report import ReportError
 from ..db.bulk import insert_rows
 from ..db.models import Scan, ScannedFile, ScannedInstance, ScannedPackage
 from ..lifecycle import report_ingested
-from ..report_rows import ReportRows, Totals
+from ..report_rows import ChildProcessRows, ReportRows, ThreadRows, Totals
 from . import JobContext, handler
 
 INGEST_REPORT = "ingest_report"
@@ -41,9 +41,10 @@ def ingest_report(context: JobContext) -> None:
 
 
 def _load(context: JobContext, blocks, report_size: int) -> ReportRows:
-    """Insert batch after batch while a child process parses the next one (report_rows says why a process).
-    A batch is in memory at each end and in the pipe between, so memory stays bounded whatever the size."""
-    with ReportRows(context.scan_id, blocks) as report:
+    """Insert batch after batch while the parser makes the next one: in a child process on SQLite, in a thread
+    on PostgreSQL (report_rows says why). A few batches at most are in memory, whatever the report's size."""
+    on_sqlite = context.services.database.engine.dialect.name == "sqlite"
+    with (ChildProcessRows if on_sqlite else ThreadRows)(context.scan_id, blocks) as report:
         for packages, files in report.batches():
             _flush(context, packages, files, 10 + 80 * report.bytes_fed // report_size)
     return report

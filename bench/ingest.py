@@ -3,6 +3,7 @@
 Prints records per second and the ingesting process's peak RSS, against a baseline measured in the
 same run: reading the same report with `read_report` alone (no database). Each ingestion runs in a
 fresh process so that its peak RSS is its own; running two report sizes shows whether RSS stays flat.
+The report parser process that an ingestion starts (server/report_rows.py) is measured on its own.
 
     .venv/bin/python bench/ingest.py [--files 300000] [--packages 2000] [--postgres URL]
 """
@@ -92,6 +93,17 @@ def worker(database_url: str, report: Path) -> None:
                       "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
+def parser_peak_rss_mb(report: Path) -> float:
+    """VmHWM of the parser process: its getrusage figure would count the parent's memory from before exec."""
+    parse = ("import runpy, sys; sys.argv = ['report_rows', '1']; "
+             "runpy.run_module('machinescan.server.report_rows', run_name='__main__'); "
+             "print(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')), file=sys.stderr)")
+    with open(report, "rb") as source:
+        status = subprocess.run([sys.executable, "-c", parse], stdin=source, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, check=True, text=True).stderr
+    return int(status.split()[1]) / 1024
+
+
 def measure(database_url: str, report: Path) -> dict:
     output = subprocess.run([sys.executable, __file__, "--worker", database_url, str(report)], check=True,
                             capture_output=True, text=True).stdout
@@ -133,6 +145,9 @@ def main() -> None:
     backends = [("sqlite", lambda: f"sqlite:///{scratch / uuid.uuid4().hex}.sqlite")]
     if args.postgres:
         backends.append(("postgresql", lambda: postgres_schema(args.postgres)))
+    parser_peaks = [parser_peak_rss_mb(reports[files]) for files in sizes]
+    print(f"parser process peak RSS: {parser_peaks[0]:.0f} MB at {sizes[0]} files, "
+          f"{parser_peaks[1]:.0f} MB at {sizes[1]} files")
     for name, make_url in backends:
         peaks = []
         for files in sizes:

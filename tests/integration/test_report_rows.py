@@ -70,3 +70,27 @@ def test_the_thread_is_stopped_when_the_consumer_gives_up():
     with ThreadRows(1, blocks_of(report_bytes([], files))) as rows:
         next(rows.batches())
     assert not rows._parser.is_alive()
+
+
+def test_a_child_that_writes_much_to_stderr_does_not_stall(tmp_path, monkeypatch):
+    """Warnings on stderr beyond a pipe's 64 KiB: they go to a file, so the child never blocks on them."""
+    import sys
+    import threading
+
+    from machinescan.server import report_rows
+
+    noisy_python = tmp_path / "noisy-python"
+    noisy_python.write_text(f"#!/bin/sh\nhead -c 300000 /dev/zero | tr '\\\\0' w >&2\nexec {sys.executable} \"$@\"\n")
+    noisy_python.chmod(0o755)
+    monkeypatch.setattr(report_rows.sys, "executable", str(noisy_python))
+    report = report_bytes([], [file(f"/srv/f{number}") for number in range(3 * BATCH_ROWS)])
+    counted = []
+
+    def consume():
+        with ChildProcessRows(1, blocks_of(report)) as rows:
+            counted.append(sum(len(files) for _, files in rows.batches()))
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(timeout=60)
+    assert counted == [3 * BATCH_ROWS]

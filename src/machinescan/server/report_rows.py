@@ -19,6 +19,7 @@ import queue
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 
@@ -115,8 +116,10 @@ class ChildProcessRows(ReportRows):
         super().__init__()
         self.bytes_fed = 0
         self._feed_error: BaseException | None = None
+        # stderr goes to a file, not a pipe: a pipe nobody reads until the end could fill and stall the child.
+        self._errors = tempfile.TemporaryFile()
         self._child = subprocess.Popen([sys.executable, "-m", __name__, str(scan_id)], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                       stdout=subprocess.PIPE, stderr=self._errors)
         self._feeder = threading.Thread(target=self._feed, args=(blocks,), name=f"feed-report-{scan_id}",
                                         daemon=True)
         self._feeder.start()
@@ -127,7 +130,7 @@ class ChildProcessRows(ReportRows):
         self._child.wait()
         self._feeder.join()
         self._child.stdout.close()
-        self._child.stderr.close()
+        self._errors.close()
 
     def _raise_input_error(self) -> None:
         self._feeder.join()
@@ -142,7 +145,8 @@ class ChildProcessRows(ReportRows):
         data = self._child.stdout.read(size)
         if len(data) < size:
             status = self._child.wait()
-            last_line = (self._child.stderr.read().decode("utf-8", "replace").strip().splitlines() or [""])[-1]
+            self._errors.seek(0)
+            last_line = (self._errors.read().decode("utf-8", "replace").strip().splitlines() or [""])[-1]
             raise RuntimeError(f"the report parser exited with status {status}: {last_line}")
         return data
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 from overlays import JSON, new_scan
+from reports import file, report_bytes
+from scanning import create_instance, ingest
 
 
 def machinescan(account, *args: str, **environment) -> subprocess.CompletedProcess:
@@ -92,3 +94,20 @@ def test_delete_instance_removes_it_with_its_scans(server, alice):
     unknown = machinescan(alice, "delete", "--instance", "no-such-machine")
     assert unknown.returncode == 1 and "no scanned instance named 'no-such-machine'" in unknown.stderr
     assert machinescan(alice, "delete").returncode == 2  # neither a scan nor --instance
+
+
+def test_empty_answers_say_so(server, alice):
+    result = machinescan(alice, "list")
+    assert result.returncode == 0
+    assert f"{alice.login} has no scanned instance yet" in result.stderr
+
+
+def test_a_file_filter_that_matches_nothing_says_so(server, alice):
+    with server.client(alice) as http:
+        _, scan = ingest(http, alice.login, create_instance(http, alice.login, "quiet"),
+                         report_bytes([], [file("/srv/new.txt", change="added")]))
+    listed = machinescan(alice, "files", str(scan["dbId"]))
+    assert listed.stdout.split() == ["added", "/srv/new.txt"] and listed.stderr == ""
+    nothing = machinescan(alice, "files", str(scan["dbId"]), "--deleted")
+    assert nothing.returncode == 0 and nothing.stdout == ""
+    assert nothing.stderr.startswith("no file matches")

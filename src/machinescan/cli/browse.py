@@ -103,6 +103,9 @@ def run_list(args: argparse.Namespace) -> int:
                               "totalPackages", "totalFilesAdded", "totalFilesModified", "totalFilesDeleted")),
                           scan.get("created", ""))
     console.print(table)
+    if not instances:
+        print(f"{api.connection.user} has no scanned instance yet: `machinescan scan` scans a machine",
+              file=sys.stderr)
     return 0
 
 
@@ -175,8 +178,12 @@ def run_files(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(list(files))
         return 0
-    for item in files:
+    listed = 0
+    for listed, item in enumerate(files, 1):
         print(f"{item.get('change', ''):<9} {item['fullPath']}")
+    if not listed:
+        print("no file matches: without --added/--modified/--deleted every changed file is listed, "
+              "--all adds the unchanged ones", file=sys.stderr)
     return 0
 
 

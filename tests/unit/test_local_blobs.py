@@ -91,3 +91,25 @@ def test_aborted_whole_blob_leaves_nothing(store):
             raise RuntimeError("client went away")
     assert list(store.keys()) == []
     assert list((store.root / ".staging").iterdir()) == []
+
+
+def test_direct_writes_refused_midway_go_on_through_the_page_cache(tmp_path, monkeypatch):
+    """A filesystem that takes O_DIRECT at open but refuses the writes (EINVAL): nothing is lost."""
+    import errno
+    import fcntl
+
+    real_pwrite_all = local._pwrite_all
+
+    def pwrite_all(fd, data, position):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_pwrite_all(fd, data, position)
+
+    monkeypatch.setattr(local, "_pwrite_all", pwrite_all)
+    store = LocalBlobStore(tmp_path / "blobs")
+    rng = random.Random(3)
+    data = rng.randbytes(3 * DIRECT_BUFFER + 123)
+    handle = store.create_partial("scans/6/overlay")
+    _append_chunk(store, handle, 0, data[:100])
+    _append_chunk(store, handle, 100, data[100:], pieces=1)  # one write spanning several buffers
+    assert b"".join(store.read_partial(handle, 0, len(data))) == data

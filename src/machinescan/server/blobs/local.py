@@ -70,25 +70,23 @@ class AlignedFile:
         self.end = position
         self._direct = _open_direct(path)
         if self._direct is not None:
-            self._buffer = mmap.mmap(-1, DIRECT_BUFFER)  # page-aligned, as direct I/O needs
+            self._buffer: mmap.mmap | None = mmap.mmap(-1, DIRECT_BUFFER)  # page-aligned, as direct I/O needs
             self._buffer_start = position - position % ALIGNMENT
             head = os.pread(fd, position - self._buffer_start, self._buffer_start)
             self._buffer[:len(head)] = head
             self._filled = len(head)
 
     def write(self, block: bytes) -> None:
-        if self._direct is None:
-            _pwrite_all(self._fd, block, self.end)
-            self.end += len(block)
-            return
         view = memoryview(block)
-        while view:
+        while view and self._direct is not None:
             piece = view[:DIRECT_BUFFER - self._filled]
             self._buffer[self._filled:self._filled + len(piece)] = piece
             self._filled += len(piece)
             view = view[len(piece):]
             if self._filled == DIRECT_BUFFER:
                 self._flush()
+        if view:  # through the page cache: from the start, or since the filesystem refused direct writes
+            _pwrite_all(self._fd, view, self.end + len(block) - len(view))
         self.end += len(block)
 
     def _flush(self) -> None:
@@ -116,9 +114,10 @@ class AlignedFile:
 
     def close(self) -> None:
         if self._direct is not None:
-            os.close(self._direct)
-            self._buffer.close()
-            self._direct = None
+            direct, self._direct = self._direct, None
+            os.close(direct)
+            # Dropped, not closed: a view of it may still live in a traceback; the last one unmaps it.
+            self._buffer = None
 
 
 class LocalBlobWriter(BlobWriter):

@@ -91,3 +91,20 @@ def test_api_key_of_one_user_cannot_reach_another(server, alice, bob):
     relative = f"users/{alice.login}/scannedinstances?apiKey={public}"
     response = httpx.get(f"{server.url}/{relative}&signature={signed(relative, secret)}", headers=XML)
     assert response.status_code == 404
+
+
+def test_parameters_after_the_signature_are_refused(server, alice):
+    """A captured signed URL must not carry parameters of the attacker's choosing past the signature."""
+    public, secret = alice.api_key()
+    relative = f"users/{alice.login}/scannedinstances?apiKey={public}"
+    signed_url = f"{server.url}/{relative}&signature={signed(relative, secret)}"
+    assert httpx.get(signed_url, headers=XML).status_code == 200
+    extended = httpx.get(signed_url + "&name=other", headers=XML)
+    assert extended.status_code == 401
+    assert "must end with &amp;signature=" in extended.text
+
+
+def test_a_value_mentioning_apikey_does_not_switch_to_api_keys(server, alice):
+    response = httpx.get(f"{server.url}/users/{alice.login}/scannedinstances?notanapiKey=1",
+                         auth=(alice.login, alice.password), headers=XML)
+    assert response.status_code == 200, response.text

@@ -20,6 +20,7 @@ from .errors import Conflict, NotFound, Unauthorized
 
 MIGRATION_ACCESS = "migration_access"
 _hasher = PasswordHasher()
+_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_hex(16))  # checked against for logins that do not exist
 
 
 def hash_password(password: str) -> str:
@@ -62,12 +63,20 @@ class VerifiedCredentials:
         return True
 
 
+    def check_unknown(self, password: str) -> None:
+        """Spend what checking a wrong password costs."""
+        try:
+            _hasher.verify(_UNKNOWN_USER_HASH, password)
+        except (VerifyMismatchError, InvalidHashError):
+            pass
+
+
 _verified = VerifiedCredentials()
 
 
 def authenticate(session: Session, authorization: str | None, path_from_base: str, raw_query: str) -> User:
     """The calling user, from an API-key signature in the query or HTTP Basic credentials."""
-    if "apiKey=" in raw_query:
+    if any(name == "apiKey" for name, _ in parse_qsl(raw_query, keep_blank_values=True)):
         return _by_api_key(session, path_from_base, raw_query)
     if authorization and authorization.lower().startswith("basic "):
         return _by_basic(session, authorization[6:])
@@ -80,7 +89,10 @@ def _by_basic(session: Session, encoded: str) -> User:
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthorized("malformed HTTP Basic credentials") from None
     user = session.scalar(select(User).where(User.login_name == login))
-    if user is None or not _verified.check(user, password):
+    if user is None:
+        _verified.check_unknown(password)  # as slow as a wrong password, so that timing tells no user names
+        raise Unauthorized("wrong user name or password")
+    if not _verified.check(user, password):
         raise Unauthorized("wrong user name or password")
     return user
 
@@ -92,8 +104,9 @@ def api_key_signature(secret_key: str, path_and_query: str) -> str:
 
 def _by_api_key(session: Session, path_from_base: str, raw_query: str) -> User:
     signed_query, separator, signature_part = raw_query.rpartition("&signature=")
-    if not separator:
-        raise Unauthorized("an apiKey request must end with &signature=")
+    # The signature ends the query: parameters after it would be acted on without being signed.
+    if not separator or "&" in signature_part:
+        raise Unauthorized("an apiKey request must end with &signature=<signature of the rest>")
     public_key = dict(parse_qsl(signed_query)).get("apiKey", "")
     signature = dict(parse_qsl("signature=" + signature_part)).get("signature", "")
     api_key = session.scalar(select(ApiKey).where(ApiKey.public_key == public_key))

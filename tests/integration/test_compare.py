@@ -91,3 +91,17 @@ def test_compare_refuses_another_users_scan(server, pair, bob):
         mine, _ = ingest(client, bob.login, siid, report_bytes(BEFORE_PACKAGES, BEFORE_FILES))
         response = client.get(f"{mine}/packages", params={"compareWith": before.lstrip("/")}, headers=JSON)
     assert response.status_code == 404
+
+
+def test_another_users_scan_id_answers_like_a_missing_one(server, pair, bob):
+    """compareWith=<id> of alice's scan tells bob nothing: the same answer as an id that does not exist."""
+    alice, before, after = pair
+    theirs = int(before.rsplit("/", 1)[1])
+    with server.client(bob) as client:
+        siid = create_instance(client, bob.login, "mine")
+        mine, _ = ingest(client, bob.login, siid, report_bytes(BEFORE_PACKAGES, BEFORE_FILES))
+        answers = [client.get(f"{mine}/files", params={"compareWith": str(scan_id)}, headers=JSON)
+                   for scan_id in (theirs, 10 ** 9)]
+    assert [answer.status_code for answer in answers] == [404, 404]
+    messages = [answer.json()["localizedErrorMsg"]["message"] for answer in answers]
+    assert messages == [f"no scan {theirs}", f"no scan {10 ** 9}"]

@@ -38,7 +38,8 @@ def other_scan(session: Session, owner: User, reference: str) -> Scan:
     try:
         if len(parts) == 1:
             scan_id = int(parts[0])
-            scan = session.get(Scan, scan_id)
+            # Looked up among the owner's scans only: another user's scan is as absent as a missing one.
+            scan = session.scalar(queries.user_scans_query(owner).where(Scan.id == scan_id))
             if scan is None:
                 raise NotFound(f"no scan {scan_id}")
             return ingested_scan(session, owner, scan.instance_id, scan_id)

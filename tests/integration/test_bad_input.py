@@ -79,9 +79,43 @@ def test_duplicate_instance_name_gets_409(server, alice):
     ("/scans?id=1,two", 400),
     ("/scannedinstances?orderby=password", 400),
     ("/scannedinstances?index=-1", 400),
+    ("/scannedinstances/99999999999999999999", 400),  # beyond 64 bits: no database can hold it
+    ("/scans?id=99999999999999999999", 400),
+    ("/scannedinstances?index=99999999999999999999", 400),
 ])
 def test_unknown_or_malformed_ids_get_a_clear_error(server, alice, path, status):
     with server.client(alice) as client:
         response = client.get(f"/users/{alice.login}{path}", headers=XML)
     assert response.status_code == status
     assert error_message(response)
+
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"name": "deep", "x": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nested too deeply"),
+    (b'{"name": "nested", "distribution": {"detectedName": {"a": 1}}}', "detectedName must be a single value"),
+    (b'{"name": "listed", "distribution": {"detectedArch": [1, 2]}}', "detectedArch must be a single value"),
+    (b'{"name": "line\\r\\nX-Evil: 1"}', "printable characters"),
+])
+def test_json_bodies_that_cannot_be_stored_are_refused(server, alice, body, expected):
+    with server.client(alice) as client:
+        response = client.post(f"/users/{alice.login}/scannedinstances", content=body, headers=JSON_HEADERS)
+        assert response.status_code == 400, response.text
+        assert expected in response.json()["localizedErrorMsg"]["message"]
+        assert instance_count(client, alice.login) == 0
+
+
+def test_a_malformed_multipart_report_is_refused(server, alice):
+    with server.client(alice) as client:
+        created = client.post(f"/users/{alice.login}/scannedinstances", json={"name": "mp"}, headers=JSON_HEADERS)
+        siid = created.json()["dbId"]
+        response = client.post(f"/users/{alice.login}/scannedinstances/{siid}/scans", params={"crc": 1},
+                               content=b"--XX\r\nbroken header line\r\n\r\ndata\r\n--XX--\r\n",
+                               headers={"Content-Type": "multipart/form-data; boundary=XX",
+                                        "Accept": "application/json"})
+        assert response.status_code == 400, response.text
+        assert "malformed multipart/form-data" in response.json()["localizedErrorMsg"]["message"]
+        scans = client.get(f"/users/{alice.login}/scannedinstances/{siid}/scans", headers=JSON_HEADERS).json()
+        assert scans["total"] == 0

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -63,6 +64,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = "; ".join(f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
                              for problem in error.errors())
         return _error(request, 400, f"invalid request: {problems}")
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, error: Exception):
+        # Ids and sizes beyond 64 bits, which the databases cannot store, come only from the request.
+        return _error(request, 400, "a number in the request is out of range (ids and sizes fit in 64 bits)")
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception):

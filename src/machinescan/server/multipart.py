@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .errors import BadRequest
@@ -27,11 +28,14 @@ async def first_part(blocks: AsyncIterator[bytes], content_type: str) -> AsyncIt
 
     parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_part_data": on_part_data,
                                         "on_end": on_end})
-    async for block in blocks:
-        parser.write(block)
-        while out:
-            yield out.pop(0)
-    parser.finalize()
+    try:
+        async for block in blocks:
+            parser.write(block)
+            while out:
+                yield out.pop(0)
+        parser.finalize()
+    except MultipartParseError as error:
+        raise BadRequest(f"malformed multipart/form-data body: {error}") from None
     while out:
         yield out.pop(0)
     if state["part"] == 0:

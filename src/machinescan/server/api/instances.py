@@ -37,8 +37,8 @@ async def create_instance(request: Request, owner: User = Depends(migration_user
                           app: Services = Depends(services)):
     body = await read_resource(request, "scannedInstance", app.settings.max_xml_body)
     name = (body.get("name") or "").strip()
-    if not name or len(name) > 255 or "/" in name:
-        raise BadRequest("a scanned instance needs a name of 1 to 255 characters, without '/'")
+    if not name or len(name) > 255 or "/" in name or not name.isprintable():
+        raise BadRequest("a scanned instance needs a name of 1 to 255 printable characters, without '/'")
     resource = await run_in_threadpool(_insert_instance, app, owner, name, body)
     return render(request, "scannedInstance", resource, 201)
 
@@ -51,9 +51,9 @@ def _insert_instance(app: Services, owner: User, name: str, body: dict) -> dict:
         instance = ScannedInstance(
             user_id=owner.id, name=name,
             # JSON clients (our agent) may send exactly what they detected; see wire/resources.py.
-            distribution_name=distribution.get("detectedName") or distribution.get("name"),
-            distribution_version=distribution.get("version"),
-            distribution_arch=distribution.get("detectedArch") or distribution.get("arch"),
+            distribution_name=_text(distribution.get("detectedName") or distribution.get("name")),
+            distribution_version=_text(distribution.get("version")),
+            distribution_arch=_text(distribution.get("detectedArch") or distribution.get("arch")),
             platform_type=body.get("platformType"),
             ram_size_mb=body.get("ramSize"), overlay_included=body.get("overlayIncluded"),
         )
@@ -63,6 +63,11 @@ def _insert_instance(app: Services, owner: User, name: str, body: dict) -> dict:
         except IntegrityError:  # the same name created concurrently
             raise Conflict(f"a scanned instance named {name!r} already exists") from None
         return resources.scanned_instance(instance, owner.login_name, scans=[], total_scans=0)
+
+
+def _text(value) -> str | None:
+    """Detected values are text, whatever JSON type a client sent them as."""
+    return None if value is None else str(value)
 
 
 @router.get("/users/{uid}/scannedinstances")

@@ -121,9 +121,10 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 def content_disposition(name: str) -> str:
-    if name.isascii() and '"' not in name:
+    """A header value for any name: plain when it is safe inside quotes, else percent-encoded (RFC 6266)."""
+    if name.isascii() and name.isprintable() and not any(character in name for character in '"\\'):
         return f'attachment; filename="{name}"'
-    return f"attachment; filename*=UTF-8''{quote(name)}"
+    return f"attachment; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def media_type(name: str) -> str:

@@ -130,6 +130,8 @@ def from_json(body: bytes, root: str, schema: Schema | None = None) -> dict:
         sent = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise WireError(f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise WireError("malformed JSON: nested too deeply") from None
     if not isinstance(sent, dict):
         raise WireError(f"expected a JSON object for {root}")
     validated = from_xml(to_xml(root, sent, schema), root, schema)
@@ -141,6 +143,9 @@ def _with_own_keys(validated: dict, sent: dict, type_name: str, schema: Schema) 
     for key, value in sent.items():
         field = fields.get(key)
         if field is None:
+            # Our own keys hold single values (detected names, versions): nothing nested reaches a column.
+            if isinstance(value, (dict, list)):
+                raise WireError(f"{key} must be a single value, not {type(value).__name__}")
             validated[key] = value
         elif schema.is_complex(field.type) and not (field.item or field.repeated) and key in validated:
             _with_own_keys(validated[key], value, field.type, schema)

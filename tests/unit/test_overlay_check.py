@@ -86,3 +86,35 @@ def test_unreadable_archives_are_refused(store, data):
         data = gzip.compress(tar_bytes(FILES))[:-200]
     check = verify_overlay(store, put(store, data), None)
     assert not check.ok and "cannot be read" in check.message()
+
+
+def _archive(*members: tuple[str, str, bytes]) -> bytes:
+    """A tar of (name, kind, content or link target) in this order, duplicates allowed."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, payload.decode()
+                archive.addfile(info)
+            else:
+                info.size = len(payload)
+                archive.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def test_a_member_twice_is_refused_even_when_its_last_copy_matches(store):
+    key = put(store, _archive(("etc/d", "file", b"not what the report says"), ("etc/d", "file", b"reported")))
+    check = verify_overlay(store, key, {"etc/d": digest(b"reported")})
+    assert not check.ok and "'etc/d' is in the archive twice" in check.message()
+
+
+def test_a_member_below_a_symlink_is_refused(store):
+    key = put(store, _archive(("opt/x", "symlink", b"/etc"), ("opt/x/evil", "file", b"payload")))
+    check = verify_overlay(store, key, {"opt/x/evil": digest(b"payload")})
+    assert not check.ok and "'opt/x/evil' lies below the symlink 'opt/x'" in check.message()
+
+
+def test_a_symlink_beside_files_is_fine(store):
+    key = put(store, _archive(("opt/x", "symlink", b"/etc"), ("opt/xy/file", "file", b"ok")))
+    assert verify_overlay(store, key, {"opt/xy/file": digest(b"ok")}).ok

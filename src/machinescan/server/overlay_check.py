@@ -25,6 +25,8 @@ class OverlayCheck:
     more_problems: int = 0
     # the regular files (and hard links to them) found, with their digests: path -> (size, sha256)
     found: dict[str, tuple[int, str]] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)  # every member so far, to refuse a second copy
+    symlinks: set[str] = field(default_factory=set)  # no member may lie below one (extraction escapes)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +133,18 @@ def _check_member(archive: tarfile.TarFile, member: tarfile.TarInfo, check: Over
     if unsafe_name(member.name):
         check.problem(f"unsafe member name {member.name!r} (absolute or with '..')")
         return
+    if name in check.names:
+        check.problem(f"{member.name!r} is in the archive twice")
+        return
+    check.names.add(name)
+    parents = name.split("/")[:-1]
+    through = next((link for link in ("/".join(parents[:depth]) for depth in range(1, len(parents) + 1))
+                    if link in check.symlinks), None)
+    if through is not None:
+        check.problem(f"{member.name!r} lies below the symlink {through!r}: extracted, it would land elsewhere")
+        return
+    if member.issym():
+        check.symlinks.add(name)
     if member.islnk():
         if unsafe_name(member.linkname):
             check.problem(f"hard link {member.name!r} points to an unsafe name {member.linkname!r}")

@@ -5,6 +5,7 @@ import gzip
 import json
 
 import pytest
+from helpers import valid_xml
 from reports import file, package, report_bytes
 from scanning import JSON, create_instance, ingest
 from sqlalchemy import func, select
@@ -242,3 +243,20 @@ def test_large_report_ingests_in_batches(server, alice):
     assert {d["path"]: d["sumAdded"] for d in tree["subDirectories"]} == {f"/data/d{k}": 1000 for k in range(12)}
 
 
+
+
+def test_an_ill_typed_install_profile_is_served_without_the_odd_fields(server, alice):
+    """Profile fields are free-form: a report with odd types still has an install profile to show."""
+    odd = {"users": "x", "groups": 5, "swap": [{"size": "big"}], "timezone": 3, "network_interfaces": [1],
+           "keyboard": ["fr"], "selinux": {"mode": 1}}
+    with server.client(alice) as client:
+        siid = create_instance(client, alice.login, "odd-profile")
+        uri, _ = ingest(client, alice.login, siid, report_bytes([], [], profile=odd, memory_bytes="lots"))
+        response = client.get(f"{uri}/installProfile", headers=JSON)
+        assert response.status_code == 200, response.text
+        profile = response.json()
+        assert (profile.get("users", []), profile.get("groups", []), profile.get("nics", [])) == ([], [], [])
+        assert all(profile.get(key) is None for key in ("timezone", "keyboard", "seLinuxMode", "swapSize",
+                                                         "memorySize"))
+        assert profile["profile"] == odd
+        valid_xml(client.get(f"{uri}/installProfile", headers={"Accept": "application/xml"}), "installProfile")

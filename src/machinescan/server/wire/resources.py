@@ -240,32 +240,51 @@ def directory_structure(path: str, counts, subdirectories: list[dict]) -> dict:
             "sumChanged": counts.changed, "sumDeleted": counts.deleted}
 
 
+def _records(profile: dict, key: str) -> list[dict]:
+    """The list of objects under `key`; anything else a report may hold there is left out, never a 500."""
+    value = profile.get(key)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def install_profile(profile: dict, uri: str, memory_bytes: int | None = None) -> dict:
-    """The schema's InstallProfile from the report's profile record; the whole record is kept in `profile`."""
+    """The schema's InstallProfile from the report's profile record; the whole record is kept in `profile`.
+
+    The report's profile fields are free-form, so each is taken only when it has the expected type."""
     keyboards = uforge_schema().enumeration("InstallProfile", "keyboard")
     keyboard = (profile.get("keyboard") or {}).get("layout") if isinstance(profile.get("keyboard"), dict) \
         else profile.get("keyboard")
     selinux = profile.get("selinux") or {}
     selinux = selinux.get("mode") or selinux.get("configured_mode") if isinstance(selinux, dict) else selinux
-    swap = sum(item.get("size") or 0 for item in profile.get("swap") or [] if isinstance(item, dict))
+    swap = sum(_count(item.get("size")) for item in _records(profile, "swap"))
+    memory = _count(memory_bytes)
     return {
-        "groups": [{"groupId": str(group.get("gid", "")), "name": group.get("name"),
+        "groups": [{"groupId": str(group.get("gid", "")), "name": _text(group.get("name")),
                     "systemGroup": isinstance(group.get("gid"), int) and group["gid"] < 1000}
-                   for group in profile.get("groups") or []],
-        "kernelParameters": profile.get("kernel_cmdline"),
-        "keyboard": keyboard if keyboard in keyboards else None,
-        "memorySize": memory_bytes // (1024 * 1024) if memory_bytes else None,
-        "nics": [{"name": nic.get("name"), "type": "ETHERNET", "order": order}
-                 for order, nic in enumerate(profile.get("network_interfaces") or [])],
+                   for group in _records(profile, "groups")],
+        "kernelParameters": _text(profile.get("kernel_cmdline")),
+        "keyboard": keyboard if isinstance(keyboard, str) and keyboard in keyboards else None,
+        "memorySize": memory // (1024 * 1024) if memory else None,
+        "nics": [{"name": _text(nic.get("name")), "type": "ETHERNET", "order": order}
+                 for order, nic in enumerate(_records(profile, "network_interfaces"))],
         "swapSize": swap // (1024 * 1024) if swap else None,
-        "timezone": profile.get("timezone"),
+        "timezone": _text(profile.get("timezone")),
         "uri": uri,
-        "users": [{"fullName": user.get("gecos"), "homeDir": user.get("home"), "name": user.get("name"),
-                   "primaryGroup": str(user.get("gid", "")), "shell": user.get("shell"),
+        "users": [{"fullName": _text(user.get("gecos")), "homeDir": _text(user.get("home")),
+                   "name": _text(user.get("name")), "primaryGroup": str(user.get("gid", "")),
+                   "shell": _text(user.get("shell")),
                    "systemUser": isinstance(user.get("uid"), int) and user["uid"] < 1000,
                    "userId": str(user.get("uid", ""))}
-                  for user in profile.get("users") or []],
-        "seLinuxMode": selinux if selinux in ("disabled", "permissive", "enforcing") else None,
+                  for user in _records(profile, "users")],
+        "seLinuxMode": selinux if isinstance(selinux, str) and selinux in ("disabled", "permissive", "enforcing")
+        else None,
         # ours (JSON only): everything the agent found
         "profile": profile,
     }

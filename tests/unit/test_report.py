@@ -319,3 +319,26 @@ def test_header_fields_cannot_override_format_and_version():
     writer.close(0)
     header = read_all(output.getvalue())[0][1]
     assert (header["format"], header["version"]) == (FORMAT, VERSION)
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"size": "abc"}, "'size' is a string, expected an integer"),
+    ({"size": 10 ** 30}, "beyond 64 bits"),
+    ({"mode": 420}, "'mode' is an integer, expected a string"),
+    ({"change": "weird"}, "change 'weird' is not one of"),
+    ({"packages": "abc"}, "'packages' is a string, expected an array"),
+    ({"packages": [1, 2]}, "'packages' must hold strings only"),
+    ({"link_target": {"x": 1}}, "'link_target' is an object without a \"b64\" string"),
+    ({"in_overlay": "yes"}, "'in_overlay' is a string, expected a boolean"),
+])
+def test_typed_optional_fields_of_a_file_are_checked(fields, named):
+    record = {"type": "file", "path": "/srv/a", "kind": "file", "change": "added", **fields}
+    error = rejection(gzip_lines([header_line(), record, trailer_line({"header": 1, "file": 1}, {"added": 1})]))
+    assert error.line == 2 and named in str(error), str(error)
+
+
+def test_null_optional_fields_are_accepted():
+    record = {"type": "file", "path": "/srv/a", "kind": "file", "change": "added", "owner": None, "sha256": None,
+              "size": None}
+    records = read_all(gzip_lines([header_line(), record, trailer_line({"header": 1, "file": 1}, {"added": 1})]))
+    assert any(record.get("path") == "/srv/a" for _, record in records)

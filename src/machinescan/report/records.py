@@ -34,6 +34,19 @@ REQUIRED_FIELDS = {
                 ("complete", BOOL)),
 }
 
+# Optional fields the server stores in typed columns and serves with schema types: when present and not
+# null, they must have these types (a size of "abc" would make the server's XML invalid).
+LIST = (list,)
+TYPED_OPTIONAL_FIELDS = {
+    "package": (("release", STR), ("epoch", INT), ("arch", STR), ("installed_size", INT),
+                ("install_time", STR), ("source", STR), ("files", INT), ("status", STR), ("modified", BOOL),
+                ("missing_files", INT)),
+    "file": (("mode", STR), ("uid", INT), ("gid", INT), ("owner", STR), ("group", STR), ("size", INT),
+             ("mtime", NUMBER), ("nlink", INT), ("sha256", STR), ("link_target", PATH), ("packages", LIST),
+             ("changed", LIST), ("conffile", BOOL), ("in_overlay", BOOL), ("note", STR)),
+}
+MAX_INT = 2 ** 63 - 1  # what a database integer column holds
+
 # Fields a writer accepts as raw bytes and encodes with encode_path.
 PATH_FIELDS = {"file": ("path", "link_target"), "error": ("path",)}
 
@@ -74,17 +87,43 @@ def is_encoded_path(value):
 
 
 def missing_or_ill_typed(record_type, record):
-    """The first problem with a record's required fields as a message, or None when they are all right."""
+    """The first problem with a record's fields as a message, or None when they are all right: required
+    fields present with their types, typed optional fields (when not null) with theirs."""
     for field, accepted in REQUIRED_FIELDS[record_type]:
-        value = record.get(field, _MISSING)
-        if type(value) not in accepted:
-            if value is _MISSING:
-                return "%s record has no %r field" % (record_type, field)
-            return "%s record field %r is %s, expected %s" % (
-                record_type, field, _json_type_name(value), " or ".join(_json_type_name(t()) for t in accepted))
-        if (accepted is PATH or accepted is PATH_OR_NULL) and type(value) is dict and \
-                type(value.get("b64")) is not str:
-            return "%s record field %r is an object without a \"b64\" string" % (record_type, field)
+        problem = _ill_typed(record_type, field, record.get(field, _MISSING), accepted)
+        if problem is not None:
+            return problem
+    for field, accepted in TYPED_OPTIONAL_FIELDS.get(record_type, ()):
+        value = record.get(field)
+        if value is not None:
+            problem = _ill_typed(record_type, field, value, accepted)
+            if problem is not None:
+                return problem
+    if record_type == "file":
+        return _file_problem(record)
+    return None
+
+
+def _ill_typed(record_type, field, value, accepted):
+    if type(value) not in accepted:
+        if value is _MISSING:
+            return "%s record has no %r field" % (record_type, field)
+        return "%s record field %r is %s, expected %s" % (
+            record_type, field, _json_type_name(value), " or ".join(_json_type_name(t()) for t in accepted))
+    if (accepted is PATH or accepted is PATH_OR_NULL) and type(value) is dict and \
+            type(value.get("b64")) is not str:
+        return "%s record field %r is an object without a \"b64\" string" % (record_type, field)
+    if type(value) is int and abs(value) > MAX_INT:
+        return "%s record field %r is %d, beyond 64 bits" % (record_type, field, value)
+    return None
+
+
+def _file_problem(record):
+    if record["change"] not in CHANGES:
+        return "file record change %r is not one of %s" % (record["change"], ", ".join(CHANGES))
+    for field in ("packages", "changed"):
+        if any(type(item) is not str for item in record.get(field) or ()):
+            return "file record field %r must hold strings only" % field
     return None
 
 

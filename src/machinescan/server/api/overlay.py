@@ -107,8 +107,10 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None | str:
         length = int(match[2])
         return (max(0, size - length), size) if length > 0 else "unsatisfiable"
     start = int(match[1])
+    if match[2] and int(match[2]) < start:
+        return None  # an invalid range is ignored (RFC 9110, 14.1.1): the whole file
     end = min(int(match[2]) + 1, size) if match[2] else size
-    if start >= size or (match[2] and int(match[2]) < start):
+    if start >= size:
         return "unsatisfiable"
     return start, end
 

@@ -86,22 +86,30 @@ def is_encoded_path(value):
     return type(value) is str or (type(value) is dict and type(value.get("b64")) is str)
 
 
-def missing_or_ill_typed(record_type, record):
+def missing_or_ill_typed(record_type, record, optional=True):
     """The first problem with a record's fields as a message, or None when they are all right: required
-    fields present with their types, typed optional fields (when not null) with theirs."""
+    fields present with their types and, with `optional`, typed optional fields (when not null) with
+    theirs. The agent's writer leaves the optional ones to the reader: its records are typed by
+    construction, and a scan writes hundreds of thousands of them."""
+    # The loops test the common case inline (the reader runs them for every record); _ill_typed says why.
     for field, accepted in REQUIRED_FIELDS[record_type]:
-        problem = _ill_typed(record_type, field, record.get(field, _MISSING), accepted)
-        if problem is not None:
-            return problem
-    for field, accepted in TYPED_OPTIONAL_FIELDS.get(record_type, ()):
-        value = record.get(field)
-        if value is not None:
+        value = record.get(field, _MISSING)
+        kind = type(value)
+        if kind not in accepted or kind is dict or (kind is int and not -MAX_INT <= value <= MAX_INT):
             problem = _ill_typed(record_type, field, value, accepted)
             if problem is not None:
                 return problem
-    if record_type == "file":
-        return _file_problem(record)
-    return None
+    if not optional or record_type not in TYPED_OPTIONAL_FIELDS:
+        return None
+    for field, accepted in TYPED_OPTIONAL_FIELDS[record_type]:
+        value = record.get(field)
+        kind = type(value)
+        if value is not None and (kind not in accepted or kind is dict or
+                                  (kind is int and not -MAX_INT <= value <= MAX_INT)):
+            problem = _ill_typed(record_type, field, value, accepted)
+            if problem is not None:
+                return problem
+    return _file_problem(record) if record_type == "file" else None
 
 
 def _ill_typed(record_type, field, value, accepted):

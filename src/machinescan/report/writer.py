@@ -85,7 +85,7 @@ class ReportWriter:
         for field in PATH_FIELDS.get(record_type, ()):
             if type(record.get(field)) is bytes:
                 record[field] = encode_path(record[field])
-        problem = missing_or_ill_typed(record_type, record)
+        problem = missing_or_ill_typed(record_type, record, optional=False)
         if problem:
             raise ReportError(problem, self._lines + 1)
         self._append_line(_json_line(record_type, record))

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from helpers import valid_xml, xml_value
 from overlays import CHUNK, JSON, XML, ScanOverlay, crc, new_scan, sha256
+from reports import file, report_bytes
 from servers import RunningServer, start_server
 from sqlalchemy import func, select
 
@@ -414,3 +415,21 @@ def test_chunk_over_the_limit_is_413(tmp_path, database_url):
         scan.client.close()
     finally:
         stop(own)
+
+
+def test_a_cancelled_scan_takes_no_overlay(server, alice):
+    # A valid report that announces an overlay: the scan waits for it, so there is something to cancel.
+    scan = new_scan(server, alice, report_bytes([], [file("/srv/a", change="added", in_overlay=True)],
+                                                 overlay=True))
+    data = os.urandom(2 * CHUNK)
+    assert scan.chunk(data[:CHUNK], 0, len(data)).status_code == 201
+    scan_uri = scan.url.removesuffix("/overlay")
+    assert scan.client.delete(f"{scan_uri}/status", headers=JSON).json()["cancelled"] is True
+    refused = scan.chunk(data[CHUNK:], CHUNK, len(data))
+    assert refused.status_code == 409 and "cancelled" in refused.text
+    assert refused.headers["Upload-Offset"] == str(CHUNK)
+    whole = scan.client.post(scan.url, params={"crc": crc(data), "overlayName": "o.tar.gz"}, content=data,
+                             headers={**JSON, "Content-Type": "application/octet-stream"})
+    assert whole.status_code == 409
+    assert scan.download().status_code == 404  # nothing was kept as the scan's overlay
+    scan.client.close()

@@ -181,6 +181,13 @@ def decide(upload: OverlayUpload, chunk: ChunkRange, crc: int, stored_crc: Calla
     return APPEND
 
 
+def refuse_if_cancelled(scan: Scan, upload: OverlayUpload) -> None:
+    """409: a cancelled scan takes no more overlay bytes (its processing was stopped on purpose)."""
+    if scan.cancelled:
+        raise Conflict("this scan was cancelled; start a new scan to upload an overlay",
+                       progress_headers(upload.received_bytes, upload.total_bytes))
+
+
 # ================================================================ whole-archive sha256
 
 class DigestCache:
@@ -413,6 +420,7 @@ class OverlayUploads:
             if upload is None:
                 raise NotFound(f"scan {scan_id} was deleted")
             scan = session.get(Scan, scan_id)
+            refuse_if_cancelled(scan, upload)
             outcome = decide(upload, chunk, crc, lambda: self._stored_crc(session, scan, upload, chunk))
             if outcome == RESTART:
                 self._restart(session, scan, upload)
@@ -436,6 +444,7 @@ class OverlayUploads:
             if upload is None:
                 raise NotFound(f"scan {scan_id} was deleted")
             scan = session.get(Scan, scan_id)
+            refuse_if_cancelled(scan, upload)
             outcome = decide(upload, chunk, crc, lambda: self._stored_crc(session, scan, upload, chunk))
             if outcome == RESTART:  # expired while this body arrived
                 self._restart(session, scan, upload)
@@ -549,6 +558,7 @@ class OverlayUploads:
             if upload is None:
                 raise NotFound(f"scan {scan_id} was deleted")
             scan = session.get(Scan, scan_id)
+            refuse_if_cancelled(scan, upload)
             writer.commit()  # under its own new key: the overlay the database names is untouched until commit
             if upload.storage_handle:
                 after.partials.append(upload.storage_handle)
